@@ -1,0 +1,133 @@
+"""Canonical byte encoding of commands and events, and decoding of commands.
+
+The journal stores commands in this form, the hash chain hashes these bytes, and replay compares events in this form,
+so the encoding must never depend on anything but the values: a JSON array `[type name, field values in declaration
+order]`, enums as their values, dates as ISO strings, nested dataclasses as nested arrays, compact separators, ASCII.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable
+from datetime import date
+from enum import Enum
+from typing import Any
+
+from exchange import commands, events
+from exchange.instrument import BondTerms, Instrument
+
+_TYPES: dict[str, type] = {}
+for _module in (commands, events):
+    for _name in dir(_module):
+        _obj = getattr(_module, _name)
+        if isinstance(_obj, type) and dataclasses.is_dataclass(_obj) and _obj.__module__ == _module.__name__:
+            _TYPES[_name] = _obj
+_TYPES["Instrument"] = Instrument
+_TYPES["BondTerms"] = BondTerms
+
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TYPES.values()
+}
+
+
+class DecodeError(ValueError):
+    """The bytes are not a canonical encoding of a known command or event."""
+
+
+def to_plain(value: Any) -> Any:
+    """The JSON-ready form of a value (recursively)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        if isinstance(value, Enum):
+            return value.value
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    cls = type(value)
+    fields = _FIELDS.get(cls)
+    if fields is not None:
+        return [cls.__name__, *(to_plain(getattr(value, name)) for name in fields)]
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    raise TypeError(f"cannot encode {cls.__name__}")
+
+
+def encode(value: Any) -> bytes:
+    """Canonical bytes of a command or event."""
+    return json.dumps(to_plain(value), separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        inner = _converter(options[0]) if len(options) == 1 else (lambda v: v)
+        return lambda v: None if v is None else inner(v)
+    if origin is dict:
+        return lambda v: dict(v)
+    if isinstance(hint, type):
+        if issubclass(hint, Enum):
+            return hint
+        if hint is date:
+            return date.fromisoformat
+        if hint in _FIELDS:
+            return _from_plain
+        if hint is bool:
+            return _strict(bool)
+        if hint is int:
+            return _strict(int)
+        if hint is str:
+            return _strict(str)
+    return lambda v: v
+
+
+def _strict(kind: type) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if type(value) is not kind:
+            raise DecodeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return check
+
+
+_CONVERTERS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
+
+
+def _converters(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    found = _CONVERTERS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = tuple((name, _converter(hints[name])) for name in _FIELDS[cls])
+        _CONVERTERS[cls] = found
+    return found
+
+
+def _from_plain(plain: Any) -> Any:
+    if not isinstance(plain, list) or not plain or not isinstance(plain[0], str):
+        raise DecodeError("expected [type, fields...]")
+    cls = _TYPES.get(plain[0])
+    if cls is None:
+        raise DecodeError(f"unknown type {plain[0]!r}")
+    converters = _converters(cls)
+    if len(plain) != len(converters) + 1:
+        raise DecodeError(f"{plain[0]} needs {len(converters)} fields, got {len(plain) - 1}")
+    try:
+        kwargs = {name: convert(v) for (name, convert), v in zip(converters, plain[1:], strict=True)}
+        return cls(**kwargs)
+    except (ValueError, TypeError, AssertionError) as exc:
+        raise DecodeError(f"invalid {plain[0]}: {exc}") from exc
+
+
+def decode(data: bytes) -> Any:
+    """The command or event whose canonical bytes these are."""
+    try:
+        plain = json.loads(data)
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from exc
+    return _from_plain(plain)
