@@ -15,6 +15,7 @@ process was killed, and because as root it opens every ancestor directory to the
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -25,6 +26,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -301,3 +303,14 @@ async def drop_database(server_url: str, name: str) -> None:
         await conn.execute(f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def resolved_database(database_url: str | None, pgdata: Path) -> Iterator[str]:
+    """The database to use for the duration of a command: `database_url` when set, else an embedded
+    server on `pgdata`, started here and stopped on exit. Yields a `postgresql+asyncpg://` URL."""
+    if database_url:
+        yield normalise_database_url(database_url)
+        return
+    with EmbeddedPostgres(pgdata) as url:
+        yield url

@@ -1,0 +1,59 @@
+"""Assembly of the FastAPI application: settings, lifespan, middleware, error handlers, routers.
+
+`create_app()` is the one place where the pieces meet. To add a long-running part (the sequencer, a
+market-data publisher), append a `Component` to `default_components()`; to add endpoints, include the
+router in `_include_routers` (business routes live under `/v1`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from api import health
+from api.errors import install_error_handlers
+from api.lifecycle import Component, lifespan
+from api.logging import AccessLogMiddleware
+from api.settings import Settings, get_settings
+
+API_PREFIX = "/v1"
+
+
+def _version() -> str:
+    try:
+        return version("impact-exchange")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def default_components(settings: Settings) -> list[Component]:
+    """The components every exchange process runs, started in this order after migrations."""
+    return []
+
+
+def _include_routers(app: FastAPI) -> None:
+    app.include_router(health.router)
+
+
+def create_app(settings: Settings | None = None, *, components: Sequence[Component] | None = None) -> FastAPI:
+    """Build the app. `components` replaces `default_components(settings)` (tests use it to run a subset)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Impact Exchange",
+        summary="Trading and settlement core of a social-impact stock exchange.",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.components = list(default_components(settings) if components is None else components)
+    app.state.engine_ready = False
+    app.state.startup_error = None
+    install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
+    _include_routers(app)
+    return app
