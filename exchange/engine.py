@@ -913,5 +913,12 @@ class Engine:
             required[key] = required.get(key, 0) + amount
         return required
 
+    def next_expiry_us(self) -> int | None:
+        """When the next GTD order expires (the shell's timer sends a `ClockTick` then)."""
+        heap = self._gtd
+        while heap and heap[0][1] not in self.orders:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
     def is_bond(self, symbol: str) -> bool:
         return self.instruments[symbol].kind is InstrumentKind.BOND

@@ -1,0 +1,269 @@
+"""The sequencer: the ONE task that owns the engine and is the only writer of the exchange's state.
+
+Commands arrive on a bounded inbox. The sequencer takes what is queued (up to `batch_max`), gives each command the
+next gap-free sequence number and an exchange timestamp (UTC microseconds, never going backwards), applies it to the
+engine, and writes the whole batch — journal records, events, trades, order states, ledger entries — in ONE
+PostgreSQL transaction. Only after the commit does it answer the callers and publish market data.
+
+Fail-stop: if the commit fails, the callers of that batch get `CommitFailed` (their commands do not exist), the
+sequencer stops taking commands, rebuilds the engine from the committed journal and resumes. Memory never runs ahead
+of the database for longer than one uncommitted batch that nobody has been told about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import asyncpg
+
+from exchange import codec
+from exchange.commands import ClockTick, Command
+from exchange.engine import Engine
+from exchange.events import Event, Trade
+from ledger.batch import Batch, BatchStore, event_row, trade_row
+from ledger.journal import JournalRecord
+from ledger.projection import OrderProjection
+from ledger.recovery import recover
+from ledger.settlement import entries_for
+
+log = logging.getLogger("exchange.sequencer")
+
+
+class SequencerState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RECOVERING = "recovering"
+    STOPPED = "stopped"
+
+
+class SequencerUnavailable(Exception):
+    """The sequencer is not taking commands (starting, recovering after a failed commit, or stopped)."""
+
+
+class Backpressure(Exception):
+    """The inbox is full; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("the exchange is busy")
+        self.retry_after = retry_after
+
+
+class CommitFailed(Exception):
+    """The batch holding this command could not be committed: the command does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a committed command did."""
+
+    seq: int
+    ts_us: int
+    events: list[Event]
+
+
+Listener = Callable[[int, int, list[Event]], None]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1_000
+
+
+class Sequencer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        batch_max: int = 1_000,
+        batch_window_s: float = 0.0,
+        inbox_size: int = 10_000,
+        clock: Callable[[], int] = now_us,
+        store: BatchStore | None = None,
+    ) -> None:
+        assert batch_max >= 1 and inbox_size >= 1 and batch_window_s >= 0
+        self.pool = pool
+        self.batch_max = batch_max
+        self.batch_window_s = batch_window_s
+        self.inbox: asyncio.Queue[tuple[Command, str, asyncio.Future[Outcome]]] = asyncio.Queue(inbox_size)
+        self.clock = clock
+        self.store = store or BatchStore()
+        self.state = SequencerState.STARTING
+        self.engine = Engine()
+        self.projection = OrderProjection()
+        self.last_seq = 0
+        self.last_ts_us = 0
+        self.last_hash = b""
+        self.listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self.committed_batches = 0
+        self.failed_batches = 0
+        self.last_batch_size = 0
+        self.commit_seconds: list[float] = []  # recent commit latencies, for metrics
+        self.before_commit: Callable[[Batch], Awaitable[None]] | None = None  # test hook: inject failures
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._recover()
+        self._task = asyncio.create_task(self._run(), name="sequencer")
+        self._timer = asyncio.create_task(self._clock_loop(), name="sequencer-clock")
+
+    async def stop(self) -> None:
+        self.state = SequencerState.STOPPED
+        for task in (self._timer, self._task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        while not self.inbox.empty():
+            _, _, future = self.inbox.get_nowait()
+            if not future.done():
+                future.set_exception(SequencerUnavailable("the exchange is shutting down"))
+
+    @property
+    def ready(self) -> bool:
+        return self.state is SequencerState.RUNNING
+
+    async def _recover(self) -> None:
+        self.state = SequencerState.RECOVERING
+        started = time.perf_counter()
+        recovered = await recover(self.pool)
+        self.engine = recovered.engine
+        self.projection = recovered.projection
+        self.last_seq = recovered.last_seq
+        self.last_ts_us = recovered.last_ts_us
+        self.last_hash = recovered.last_hash
+        self.store.reset()
+        self.state = SequencerState.RUNNING
+        log.info(
+            "engine recovered from the journal",
+            extra={"last_seq": self.last_seq, "seconds": round(time.perf_counter() - started, 3)},
+        )
+
+    # ------------------------------------------------------------------ submitting
+
+    async def submit(self, command: Command, sender: str) -> Outcome:
+        """Queue a command and wait until the batch holding it is committed."""
+        if self.state is not SequencerState.RUNNING:
+            raise SequencerUnavailable(f"the exchange is {self.state.value}")
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        try:
+            self.inbox.put_nowait((command, sender, future))
+        except asyncio.QueueFull:
+            raise Backpressure(retry_after=max(0.05, self.inbox.qsize() / 20_000)) from None
+        return await future
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        inbox = self.inbox
+        while True:
+            items = [await inbox.get()]
+            if self.batch_window_s and inbox.qsize() < self.batch_max:
+                await asyncio.sleep(self.batch_window_s)
+            while len(items) < self.batch_max and not inbox.empty():
+                items.append(inbox.get_nowait())
+            if self.state is not SequencerState.RUNNING:
+                for _, _, future in items:
+                    if not future.done():
+                        future.set_exception(SequencerUnavailable("the exchange is recovering"))
+                continue
+            await self._process(items)
+
+    async def _process(self, items: list[tuple[Command, str, asyncio.Future[Outcome]]]) -> None:
+        batch = Batch()
+        outcomes: list[Outcome] = []
+        engine = self.engine
+        projection = self.projection
+        prev_hash = self.last_hash
+        seq = self.last_seq
+        last_ts = self.last_ts_us
+        try:
+            for command, sender, _ in items:
+                seq += 1
+                ts = self.clock()
+                if ts < last_ts:
+                    ts = last_ts
+                last_ts = ts
+                events = engine.apply(seq, ts, command)
+                record = JournalRecord.next(prev_hash, seq, ts, sender, codec.encode(command))
+                prev_hash = record.hash
+                batch.records.append(record)
+                for idx, event in enumerate(events):
+                    batch.events.append(event_row(seq, idx, event, codec.encode(event)))
+                    if type(event) is Trade:
+                        batch.trades.append(trade_row(event, ts))
+                batch.entries.extend(entries_for(seq, ts, events))
+                projection.apply(seq, ts, events)
+                outcomes.append(Outcome(seq, ts, events))
+            batch.orders = projection.take_dirty()
+            started = time.perf_counter()
+            if self.before_commit is not None:
+                await self.before_commit(batch)
+            async with self.pool.acquire() as conn:
+                async with conn.transaction():
+                    await self.store.write(conn, batch)
+            elapsed = time.perf_counter() - started
+        except Exception as exc:  # noqa: BLE001 - any failure to commit means fail-stop
+            await self._fail_stop(items, exc)
+            return
+        self.last_seq = seq
+        self.last_ts_us = last_ts
+        self.last_hash = prev_hash
+        self.committed_batches += 1
+        self.last_batch_size = len(items)
+        self.commit_seconds.append(elapsed)
+        if len(self.commit_seconds) > 1_000:
+            del self.commit_seconds[:500]
+        for (_, _, future), outcome in zip(items, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        for outcome in outcomes:
+            for listener in self.listeners:
+                try:
+                    listener(outcome.seq, outcome.ts_us, outcome.events)
+                except Exception:  # a broken subscriber must never stop the exchange
+                    log.exception("market data listener failed")
+
+    async def _fail_stop(
+        self, items: list[tuple[Command, str, asyncio.Future[Outcome]]], exc: BaseException
+    ) -> None:
+        self.failed_batches += 1
+        self.state = SequencerState.RECOVERING
+        log.error("batch commit failed; stopping and recovering from the journal", exc_info=exc)
+        for _, _, future in items:
+            if not future.done():
+                future.set_exception(CommitFailed(str(exc) or type(exc).__name__))
+        delay = 0.05
+        while True:
+            try:
+                await self._recover()
+                return
+            except Exception:  # the database may still be away: keep trying, never serve a stale engine
+                log.exception("recovery failed; retrying")
+                self.state = SequencerState.RECOVERING
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------ time
+
+    async def _clock_loop(self, interval_s: float = 0.1) -> None:
+        """Journal the passing of time when an order is due to expire, so expiry happens even with no other traffic."""
+        while True:
+            await asyncio.sleep(interval_s)
+            due = self.engine.next_expiry_us()
+            if due is not None and due <= self.clock() and self.state is SequencerState.RUNNING:
+                try:
+                    await self.submit(ClockTick(), "@clock")
+                except (Backpressure, SequencerUnavailable, CommitFailed):
+                    continue
+
+    def subscribe(self, listener: Listener) -> None:
+        self.listeners.append(listener)
