@@ -16,6 +16,7 @@ from api import health
 from api.errors import install_error_handlers
 from api.lifecycle import Component, lifespan
 from api.logging import AccessLogMiddleware
+from api.sequencer import start_sequencer, stop_sequencer
 from api.settings import Settings, get_settings
 
 API_PREFIX = "/v1"
@@ -30,7 +31,7 @@ def _version() -> str:
 
 def default_components(settings: Settings) -> list[Component]:
     """The components every exchange process runs, started in this order after migrations."""
-    return []
+    return [Component("sequencer", start_sequencer, stop_sequencer)]
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -44,6 +44,9 @@ async def _database_checks(app: FastAPI) -> tuple[Check, Check]:
 
 
 def _engine_check(app: FastAPI) -> Check:
+    sequencer = getattr(app.state, "sequencer", None)
+    if sequencer is not None and not sequencer.ready:
+        return {"status": "failed", "error": f"sequencer {sequencer.state.value}"}
     if getattr(app.state, "engine_ready", False):
         return {"status": "ok"}
     return {"status": "failed", "error": getattr(app.state, "startup_error", None) or "engine not ready"}

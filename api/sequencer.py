@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
+from fastapi import FastAPI
 
 from exchange import codec
 from exchange.commands import ClockTick, Command
@@ -267,3 +268,21 @@ class Sequencer:
 
     def subscribe(self, listener: Listener) -> None:
         self.listeners.append(listener)
+
+
+async def start_sequencer(app: FastAPI) -> None:
+    settings = app.state.settings
+    sequencer = Sequencer(
+        app.state.pg_pool,
+        batch_max=settings.batch_max,
+        batch_window_s=settings.batch_window_ms / 1000,
+        inbox_size=settings.inbox_size,
+    )
+    await sequencer.start()
+    app.state.sequencer = sequencer
+
+
+async def stop_sequencer(app: FastAPI) -> None:
+    sequencer = getattr(app.state, "sequencer", None)
+    if sequencer is not None:
+        await sequencer.stop()

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="First wait before retrying start-up when the database is unreachable."
     )
 
+    batch_max: int = Field(default=1_000, ge=1, description="Most commands the sequencer commits in one batch.")
+    batch_window_ms: float = Field(
+        default=0.0, ge=0, description="How long the sequencer waits for more commands before closing a batch."
+    )
+    inbox_size: int = Field(default=10_000, ge=1, description="Queued commands before callers get 429.")
+    rate_limit_per_second: float = Field(default=200.0, gt=0, description="Per-key request rate (token bucket).")
+    rate_limit_burst: int = Field(default=400, ge=1, description="Per-key burst size (token bucket capacity).")
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _normalise_database_url(cls, value: object) -> object:
