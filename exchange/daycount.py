@@ -20,7 +20,7 @@ Day counts (ICMA Rule 251 names, as `DayCount`):
 
 A regular period pays exactly nominal * rate / frequency whatever its length; only the first period can be irregular.
 Under 30E/360 a period that starts on 28 February and ends on 31 August counts 182 days, so its accrued interest can
-exceed one coupon by 2/180 just before the coupon date (a known artefact of the basis); `max_accrued_per_unit` covers it.
+exceed one coupon by 2/180 just before the coupon date (an artefact of the basis); `max_accrued_per_unit` covers it.
 
 There is no ex-coupon (record date) period: accrued interest is zero on a coupon date and grows until the next one.
 """
@@ -178,7 +178,7 @@ def _schedule(terms: BondTerms) -> tuple[date, ...]:
     while (d := _cycle_date(terms, k)) > terms.issue_date and (first is None or d >= first):
         dates.append(d)
         k += 1
-    if first is not None and dates[-1] != first:
+    if first is not None and (not dates or dates[-1] != first):
         raise ValueError(
             f"first coupon date {first} is not a date of the regular cycle after the issue date {terms.issue_date}"
         )

@@ -272,9 +272,10 @@ def test_issued_on_the_cycle_the_first_period_is_regular() -> None:
 
 
 def test_a_first_coupon_date_off_the_regular_cycle_is_refused() -> None:
-    terms = bond(date(2024, 1, 10), date(2030, 6, 30), first_coupon=date(2024, 12, 15))
-    with pytest.raises(ValueError):
-        coupon_dates(terms)
+    # off the cycle, before the issue date, after the maturity date
+    for first_coupon in (date(2024, 12, 15), date(2023, 12, 31), date(2030, 12, 31)):
+        with pytest.raises(ValueError):
+            coupon_dates(bond(date(2024, 1, 10), date(2030, 6, 30), first_coupon=first_coupon))
 
 
 def test_coupon_period_on_a_coupon_date_starts_that_day() -> None:
