@@ -70,6 +70,8 @@ class BondTerms:
     `coupon_rate_ppm` is the annual coupon rate in parts per million (3.125 % -> 31250).
     `coupon_frequency` is coupons per year (1, 2, 4 or 12).
     `redemption_ppm` is the redemption price in ppm of nominal (100 % -> 1_000_000).
+    `first_coupon_date`, when set, fixes an irregular (long) first coupon; otherwise the schedule rolls back from
+    maturity and the first period is regular or short.
     """
 
     nominal_minor: int
@@ -79,6 +81,8 @@ class BondTerms:
     issue_date: date
     maturity_date: date
     redemption_ppm: int = 1_000_000
+    # A long first coupon: the first payment date when it is more than one period after the issue date.
+    first_coupon_date: date | None = None
 
     def __post_init__(self) -> None:
         assert self.nominal_minor > 0
