@@ -79,7 +79,7 @@ def database_server_url() -> Iterator[str]:
         yield normalise_database_url(configured)
         return
     base = Path(tempfile.mkdtemp(prefix="exchange-test-pg-"))
-    server = EmbeddedPostgres(base / "pgdata")
+    server = EmbeddedPostgres(base / "pgdata", durable=False)
     try:
         yield server.start()
     finally:
@@ -114,7 +114,7 @@ async def migrated_template(database_server_url: str) -> AsyncIterator[str]:
 async def db_url(database_server_url: str, migrated_template: str) -> AsyncIterator[str]:
     """`postgresql+asyncpg://` URL of a fresh database migrated to head, private to this test."""
     name = f"exch_test_{_RUN_TAG}_{next(_test_numbers)}"
-    url = await create_database(database_server_url, name, template=migrated_template)
+    url = await create_database(database_server_url, name, template=migrated_template, file_copy=True)
     yield url
     await drop_database(database_server_url, name)
 

@@ -27,7 +27,7 @@ def pgdata() -> Iterator[Path]:
 
 @pytest.fixture
 def server(pgdata: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(pgdata)
+    server = EmbeddedPostgres(pgdata, durable=False)  # fsync off: these tests never crash the machine
     yield server
     server.stop()
 
@@ -70,7 +70,8 @@ async def test_stopped_server_is_no_longer_running(server: EmbeddedPostgres) -> 
         await asyncpg.connect(asyncpg_dsn(url))
 
 
-async def test_restart_reuses_the_data_directory(server: EmbeddedPostgres) -> None:
+async def test_restart_reuses_the_data_directory(pgdata: Path) -> None:
+    server = EmbeddedPostgres(pgdata)  # durable, as `exchange serve` runs it
     conn = await asyncpg.connect(asyncpg_dsn(server.start()))
     await conn.execute("CREATE TABLE survivor (name text); INSERT INTO survivor VALUES ('kept')")
     await conn.close()
@@ -81,6 +82,7 @@ async def test_restart_reuses_the_data_directory(server: EmbeddedPostgres) -> No
         assert await conn.fetchval("SELECT name FROM survivor") == "kept"
     finally:
         await conn.close()
+        server.stop()
 
 
 def test_stop_is_idempotent(server: EmbeddedPostgres) -> None:
@@ -91,9 +93,9 @@ def test_stop_is_idempotent(server: EmbeddedPostgres) -> None:
 
 
 def test_server_left_running_by_a_dead_process_is_adopted_and_stopped(pgdata: Path) -> None:
-    abandoned = EmbeddedPostgres(pgdata)
+    abandoned = EmbeddedPostgres(pgdata, durable=False)
     abandoned.start()  # never stopped by its owner, as after a crash
-    adopter = EmbeddedPostgres(pgdata)
+    adopter = EmbeddedPostgres(pgdata, durable=False)
     try:
         assert adopter.start() == abandoned.url
         adopter.stop()
@@ -104,7 +106,7 @@ def test_server_left_running_by_a_dead_process_is_adopted_and_stopped(pgdata: Pa
 
 def test_long_data_paths_put_the_socket_in_a_short_directory() -> None:
     base = Path(tempfile.mkdtemp(prefix="exchange-" + "deep" * 15))
-    server = EmbeddedPostgres(base / ("nested" * 8) / "pgdata")
+    server = EmbeddedPostgres(base / ("nested" * 8) / "pgdata", durable=False)
     try:
         server.start()
         assert server.socket_dir != server.pgdata
