@@ -121,6 +121,11 @@ _NO_CROSS = Uncrossing(None, 0, 0, PriceRule.VOLUME)
 
 _by_priority = attrgetter("priority")
 _by_price = attrgetter("price")
+_price_and_quantity = attrgetter("price", "quantity")
+_new_execution = object.__new__
+_set_buy_order_id = Execution.buy_order_id.__set__  # type: ignore[attr-defined]
+_set_sell_order_id = Execution.sell_order_id.__set__  # type: ignore[attr-defined]
+_set_quantity = Execution.quantity.__set__  # type: ignore[attr-defined]
 
 
 def determine_price(
@@ -133,8 +138,8 @@ def determine_price(
 
 
 def determine_price_from_levels(
-    buy_levels: Sequence[tuple[int, int]] | Iterable[tuple[int, int]],
-    sell_levels: Sequence[tuple[int, int]] | Iterable[tuple[int, int]],
+    buy_levels: Sequence[tuple[int, int]],
+    sell_levels: Sequence[tuple[int, int]],
     market_buy: int,
     market_sell: int,
     reference_price: int,
@@ -169,14 +174,20 @@ def allocate(
     sell_iter = iter(sells)
     buy = next(buy_iter)
     sell = next(sell_iter)
-    buy_left = buy.quantity
-    sell_left = sell.quantity
+    buy_id, buy_left = buy.order_id, buy.quantity
+    sell_id, sell_left = sell.order_id, sell.quantity
     remaining = volume
     while True:
         quantity = buy_left if buy_left < sell_left else sell_left
         if quantity > remaining:
             quantity = remaining
-        append(Execution(buy.order_id, sell.order_id, quantity))
+        # Execution(buy_id, sell_id, quantity), built through its slot descriptors: a frozen dataclass's
+        # __init__ pays an object.__setattr__ call per field, a fifth of the whole allocation at 50k fills.
+        execution = _new_execution(Execution)
+        _set_buy_order_id(execution, buy_id)
+        _set_sell_order_id(execution, sell_id)
+        _set_quantity(execution, quantity)
+        append(execution)
         remaining -= quantity
         if not remaining:
             return executions
@@ -184,22 +195,21 @@ def allocate(
         sell_left -= quantity
         if not buy_left:
             buy = next(buy_iter)
-            buy_left = buy.quantity
+            buy_id, buy_left = buy.order_id, buy.quantity
         if not sell_left:
             sell = next(sell_iter)
-            sell_left = sell.quantity
+            sell_id, sell_left = sell.order_id, sell.quantity
 
 
 def _aggregate(orders: Iterable[AuctionOrder]) -> tuple[dict[int, int], int]:
     levels: dict[int, int] = {}
     get = levels.get
     market = 0
-    for order in orders:
-        price = order.price
+    for price, quantity in map(_price_and_quantity, orders):
         if price is None:
-            market += order.quantity
+            market += quantity
         else:
-            levels[price] = get(price, 0) + order.quantity
+            levels[price] = get(price, 0) + quantity
     return levels, market
 
 

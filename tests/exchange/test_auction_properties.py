@@ -76,6 +76,12 @@ def limit_prices(bids, asks):
     return sorted({o.price for o in bids + asks if o.price is not None})
 
 
+def can_trade(order, price, is_buy):
+    if order.price is None:
+        return True
+    return order.price >= price if is_buy else order.price <= price
+
+
 def queue_key(is_buy):
     """Execution priority: market orders, then best limit, then earliest."""
 
@@ -201,10 +207,7 @@ def test_no_order_gets_a_fill_while_an_earlier_order_is_left_short(book):
 
     for orders, attribute, is_buy in ((bids, "buy_order_id", True), (asks, "sell_order_id", False)):
         fills = filled(executions, attribute)
-        eligible = sorted(
-            (o for o in orders if o.price is None or (o.price >= uncrossing.price if is_buy else o.price <= uncrossing.price)),
-            key=queue_key(is_buy),
-        )
+        eligible = sorted((o for o in orders if can_trade(o, uncrossing.price, is_buy)), key=queue_key(is_buy))
         left_short = False
         for order in eligible:
             got = fills.get(order.order_id, 0)
