@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from api import health
+from api.routes import operator, orders
 from api.errors import install_error_handlers
 from api.lifecycle import Component, lifespan
 from api.logging import AccessLogMiddleware
@@ -36,6 +37,8 @@ def default_components(settings: Settings) -> list[Component]:
 
 def _include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
+    app.include_router(orders.router)
+    app.include_router(operator.router)
 
 
 def create_app(settings: Settings | None = None, *, components: Sequence[Component] | None = None) -> FastAPI:
