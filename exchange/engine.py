@@ -189,15 +189,17 @@ class Engine:
             for order in [o for o in self.orders.values() if o.symbol == cmd.symbol]:
                 self._cancel_order(order, CancelReason.DELISTED)
             return
-        if previous in CALL_STATES and cmd.state not in CALL_STATES:
-            # Leaving a call phase: the collected orders are matched at one price before anything else happens.
-            if cmd.state in (TradingState.OPEN, TradingState.CLOSED):
+        if cmd.state in CALL_STATES:
+            self._publish_indicative(instrument, book)
+            return
+        if cmd.state in (TradingState.OPEN, TradingState.CLOSED):
+            # Orders collected in a call phase (perhaps interrupted by a halt) are matched at one price before
+            # anything else happens, so the book is never crossed outside a call phase.
+            if book.is_crossed() or book.market_bids or book.market_asks:
                 self._uncross(instrument, book)
             # Market orders never outlive their auction.
             for order in list(book.market_bids.values()) + list(book.market_asks.values()):
                 self._cancel_order(order, CancelReason.MARKET_REMAINDER)
-        elif cmd.state in CALL_STATES:
-            self._publish_indicative(instrument, book)
 
     # ------------------------------------------------------------------ cash and securities in and out
 
@@ -787,18 +789,24 @@ class Engine:
         return bids, asks
 
     def _indicative(self, instrument: Instrument, book: OrderBook) -> call_auction.Uncrossing:
-        """The auction price if the book uncrossed now.
+        """The auction price if the book uncrossed now, always inside the price band.
 
-        Limits beyond the price band count as the band's edge (a buy above the upper edge would buy there too), so the
-        price always lies inside the band, where every market order's hold (taken at the band's edge) covers it.
+        A buy limit above the band counts as the band's upper edge (it would buy there too) and a sell limit below it as
+        the lower edge; a sell above the band or a buy below it cannot trade inside the band and does not count. Every
+        candidate price, and the reference price, then lies inside the band, so a market order — whose hold and limit
+        are the band's edge, fixed for the whole call phase since nothing trades in it — never trades beyond its limit.
         """
         lower, upper = instrument.band()
         buy_levels: dict[int, int] = {}
         for level in book.bids.levels.values():
+            if level.price < lower:
+                continue
             price = min(level.price, upper)
             buy_levels[price] = buy_levels.get(price, 0) + level.quantity
         sell_levels: dict[int, int] = {}
         for level in book.asks.levels.values():
+            if level.price > upper:
+                continue
             price = max(level.price, lower)
             sell_levels[price] = sell_levels.get(price, 0) + level.quantity
         market_buy = sum(o.remaining for o in book.market_bids.values())
