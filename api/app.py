@@ -12,8 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from api import health
-from api.routes import operator, orders
+from api import health, metrics, sequencer_errors
+from api.routes import operator, orders, participants
 from api.errors import install_error_handlers
 from api.lifecycle import Component, lifespan
 from api.logging import AccessLogMiddleware
@@ -32,13 +32,14 @@ def _version() -> str:
 
 def default_components(settings: Settings) -> list[Component]:
     """The components every exchange process runs, started in this order after migrations."""
-    return [Component("sequencer", start_sequencer, stop_sequencer)]
+    return [Component("sequencer", start_sequencer, stop_sequencer), Component("metrics", metrics.start_metrics)]
 
 
 def _include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(operator.router)
+    app.include_router(participants.router)
 
 
 def create_app(settings: Settings | None = None, *, components: Sequence[Component] | None = None) -> FastAPI:
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, *, components: Sequence[Compone
     app.state.engine_ready = False
     app.state.startup_error = None
     install_error_handlers(app)
+    sequencer_errors.install(app)
     app.add_middleware(AccessLogMiddleware)
+    metrics.install(app)
     _include_routers(app)
     return app
