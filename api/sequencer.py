@@ -106,6 +106,7 @@ class Sequencer:
         self.last_batch_size = 0
         self.commit_seconds: list[float] = []  # recent commit latencies, for metrics
         self.before_commit: Callable[[Batch], Awaitable[None]] | None = None  # test hook: inject failures
+        self._running = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -116,6 +117,7 @@ class Sequencer:
 
     async def stop(self) -> None:
         self.state = SequencerState.STOPPED
+        self._running.clear()
         for task in (self._timer, self._task):
             if task is not None:
                 task.cancel()
@@ -127,6 +129,10 @@ class Sequencer:
             _, _, future = self.inbox.get_nowait()
             if not future.done():
                 future.set_exception(SequencerUnavailable("the exchange is shutting down"))
+
+    async def wait_running(self, timeout_s: float = 30.0) -> None:
+        """Wait until the sequencer takes commands again (after start or a fail-stop recovery)."""
+        await asyncio.wait_for(self._running.wait(), timeout_s)
 
     @property
     def ready(self) -> bool:
@@ -143,6 +149,7 @@ class Sequencer:
         self.last_hash = recovered.last_hash
         self.store.reset()
         self.state = SequencerState.RUNNING
+        self._running.set()
         log.info(
             "engine recovered from the journal",
             extra={"last_seq": self.last_seq, "seconds": round(time.perf_counter() - started, 3)},
@@ -238,6 +245,7 @@ class Sequencer:
     ) -> None:
         self.failed_batches += 1
         self.state = SequencerState.RECOVERING
+        self._running.clear()
         log.error("batch commit failed; stopping and recovering from the journal", exc_info=exc)
         for _, _, future in items:
             if not future.done():
