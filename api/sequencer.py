@@ -264,10 +264,10 @@ class Sequencer:
     # ------------------------------------------------------------------ time
 
     async def _clock_loop(self, interval_s: float = 0.1) -> None:
-        """Journal the passing of time when an order is due to expire, so expiry happens even with no other traffic."""
+        """Journal the passing of time when an order expires or an auction ends, even with no other traffic."""
         while True:
             await asyncio.sleep(interval_s)
-            due = self.engine.next_expiry_us()
+            due = self.engine.next_timer_us()
             if due is not None and due <= self.clock() and self.state is SequencerState.RUNNING:
                 try:
                     await self.submit(ClockTick(), "@clock")

@@ -94,6 +94,13 @@ class EndOfDay:
 
 
 @dataclass(frozen=True, slots=True)
+class RunAuction:
+    """Uncross a call phase now and stay in it (the periodic auctions of an auction-only instrument)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClockTick:
     """The exchange clock moved: expire GTD orders whose time has come (the command's timestamp is 'now')."""
 
@@ -110,4 +117,5 @@ Command = (
     | AmendOrder
     | EndOfDay
     | ClockTick
+    | RunAuction
 )

@@ -33,6 +33,7 @@ from exchange.commands import (
     IssueSecurities,
     ListInstrument,
     PlaceOrder,
+    RunAuction,
     SetTradingState,
     Withdraw,
 )
@@ -105,6 +106,7 @@ class Engine:
         self.client_order_ids: dict[tuple[str, str], int] = {}
         self.balances = Balances()
         self._gtd: list[tuple[int, int]] = []  # (expire_at_us, order_id) min-heap, stale entries skipped
+        self._auction_ends: list[tuple[int, str]] = []  # (end_us, symbol) of volatility auctions, min-heap
         self.next_order_id = 1
         self.next_trade_id = 1
         self.last_seq = 0
@@ -126,6 +128,7 @@ class Engine:
             AmendOrder: self._amend,
             EndOfDay: self._end_of_day,
             ClockTick: self._clock_tick,
+            RunAuction: self._run_auction,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -144,6 +147,8 @@ class Engine:
         # Orders whose time has come never trade again, whatever the command: expire them first.
         if self._gtd and self._gtd[0][0] <= ts_us:
             self._expire_due()
+        if self._auction_ends and self._auction_ends[0][0] <= ts_us:
+            self._end_volatility_auctions()
         try:
             self._handlers[type(command)](command)
         except Rejected as rejected:
@@ -180,26 +185,72 @@ class Engine:
             raise Rejected(RejectReason.INVALID_STATE_CHANGE)
         if cmd.state is TradingState.OPEN and instrument.auction_only:
             raise Rejected(RejectReason.INVALID_STATE_CHANGE)
-        instrument.state = cmd.state
-        self._events.append(
-            TradingStateChanged(self._seq, cmd.symbol, previous, cmd.state, cmd.reason)
-        )
-        book = self.books[cmd.symbol]
-        if cmd.state is TradingState.DELISTED:
-            for order in [o for o in self.orders.values() if o.symbol == cmd.symbol]:
+        self._change_state(instrument, cmd.state, cmd.reason)
+
+    def _change_state(self, instrument: Instrument, state: TradingState, reason: str) -> None:
+        previous = instrument.state
+        instrument.state = state
+        self._events.append(TradingStateChanged(self._seq, instrument.symbol, previous, state, reason))
+        book = self.books[instrument.symbol]
+        if state is TradingState.DELISTED:
+            for order in [o for o in self.orders.values() if o.symbol == instrument.symbol]:
                 self._cancel_order(order, CancelReason.DELISTED)
             return
-        if cmd.state in CALL_STATES:
+        if state in CALL_STATES:
             self._publish_indicative(instrument, book)
             return
-        if cmd.state in (TradingState.OPEN, TradingState.CLOSED):
+        if state in (TradingState.OPEN, TradingState.CLOSED):
             # Orders collected in a call phase (perhaps interrupted by a halt) are matched at one price before
             # anything else happens, so the book is never crossed outside a call phase.
-            if book.is_crossed() or book.market_bids or book.market_asks:
-                self._uncross(instrument, book)
-            # Market orders never outlive their auction.
-            for order in list(book.market_bids.values()) + list(book.market_asks.values()):
-                self._cancel_order(order, CancelReason.MARKET_REMAINDER)
+            self._uncross_and_clear_market_orders(instrument, book)
+
+    def _uncross_and_clear_market_orders(self, instrument: Instrument, book: OrderBook) -> None:
+        if book.is_crossed() or book.market_bids or book.market_asks:
+            self._uncross(instrument, book)
+        # Market orders never outlive their auction.
+        for order in list(book.market_bids.values()) + list(book.market_asks.values()):
+            self._cancel_order(order, CancelReason.MARKET_REMAINDER)
+
+    def _run_auction(self, cmd: RunAuction) -> None:
+        """A periodic call auction: uncross now and stay in the call phase, collecting orders for the next one."""
+        instrument = self._instrument(cmd.symbol)
+        if instrument.state not in CALL_STATES:
+            raise Rejected(RejectReason.INVALID_STATE_CHANGE)
+        book = self.books[cmd.symbol]
+        self._uncross_and_clear_market_orders(instrument, book)
+        self._publish_indicative(instrument, book)
+
+    def _interrupt(self, instrument: Instrument) -> None:
+        """Volatility interruption: stop continuous trading and collect orders in an auction for a while.
+
+        The indicative auction price is published by the caller, once the triggering order has joined the book.
+        """
+        previous = instrument.state
+        instrument.state = TradingState.VOLATILITY_AUCTION
+        self._events.append(
+            TradingStateChanged(
+                self._seq, instrument.symbol, previous, TradingState.VOLATILITY_AUCTION, "volatility_interruption"
+            )
+        )
+        heapq.heappush(self._auction_ends, (self._ts + instrument.volatility_auction_us, instrument.symbol))
+
+    def _end_volatility_auctions(self) -> None:
+        heap = self._auction_ends
+        while heap and heap[0][0] <= self._ts:
+            _, symbol = heapq.heappop(heap)
+            instrument = self.instruments[symbol]
+            # A halt, suspension or close in the meantime ends the interruption some other way.
+            if instrument.state is TradingState.VOLATILITY_AUCTION:
+                self._change_state(instrument, TradingState.OPEN, "volatility_auction_ended")
+
+    def _volatility_range(self, instrument: Instrument) -> tuple[int, int]:
+        """Prices an incoming order may trade at before trading is interrupted, around the reference at its arrival."""
+        if instrument.volatility_bps == 0:
+            return 0, MAX_PRICE_TICKS
+        ref = instrument.reference_price
+        lower = -((-ref * (10_000 - instrument.volatility_bps)) // 10_000)
+        upper = (ref * (10_000 + instrument.volatility_bps)) // 10_000
+        return lower, upper
 
     # ------------------------------------------------------------------ cash and securities in and out
 
@@ -363,6 +414,16 @@ class Engine:
         self._match(instrument, book, order)
         if order.remaining == 0:
             return
+        if instrument.state in CALL_STATES:
+            # The order triggered a volatility interruption: what can rest joins the auction.
+            if cmd.type is OrderType.MARKET or tif is TimeInForce.IOC:
+                self._finish_unrested(
+                    order, CancelReason.MARKET_REMAINDER if cmd.type is OrderType.MARKET else CancelReason.IOC_REMAINDER
+                )
+            else:
+                self._rest(order, book)
+            self._publish_indicative(instrument, book)
+            return
         if cmd.type is OrderType.MARKET:
             self._finish_unrested(order, CancelReason.MARKET_REMAINDER)
         elif tif is TimeInForce.IOC:
@@ -382,8 +443,13 @@ class Engine:
     def _fok_fillable(
         self, book: OrderBook, account: str, side: Side, limit: int, quantity: int, stp: SelfTradePrevention
     ) -> bool:
-        """Whether matching would fill `quantity` completely, walking the book as `_match` would."""
+        """Whether matching would fill `quantity` completely, walking the book as `_match` would.
+
+        A FOK order never triggers a volatility interruption: liquidity beyond the calm range does not count.
+        """
         is_buy = side is Side.BUY
+        calm_low, calm_high = self._volatility_range(self.instruments[book.symbol])
+        limit = min(limit, calm_high) if is_buy else max(limit, calm_low)
         available = 0
         for level in book.opposite(side).levels_best_first():
             if (level.price > limit) if is_buy else (level.price < limit):
@@ -419,9 +485,13 @@ class Engine:
         limit = taker.price
         touched = self._touched
         symbol = taker.symbol
+        calm_low, calm_high = self._volatility_range(instrument)
         while taker.remaining > 0:
             level = opposite.best_level()
             if level is None or ((level.price > limit) if is_buy else (level.price < limit)):
+                break
+            if not calm_low <= level.price <= calm_high:
+                self._interrupt(instrument)
                 break
             touched[(symbol, opposite.side, level.price)] = None
             maker = level.head
@@ -770,6 +840,8 @@ class Engine:
             return
         side.add(order)
         self._touched[(order.symbol, order.side, order.price)] = None
+        if instrument.state in CALL_STATES:  # it triggered a volatility interruption
+            self._publish_indicative(instrument, book)
 
     # ------------------------------------------------------------------ call auctions
 
@@ -921,12 +993,17 @@ class Engine:
             required[key] = required.get(key, 0) + amount
         return required
 
-    def next_expiry_us(self) -> int | None:
-        """When the next GTD order expires (the shell's timer sends a `ClockTick` then)."""
+    def next_timer_us(self) -> int | None:
+        """When the next GTD order expires or volatility auction ends (the shell's timer sends a `ClockTick` then)."""
         heap = self._gtd
         while heap and heap[0][1] not in self.orders:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        due = []
+        if heap:
+            due.append(heap[0][0])
+        if self._auction_ends:
+            due.append(self._auction_ends[0][0])
+        return min(due, default=None)
 
     def is_bond(self, symbol: str) -> bool:
         return self.instruments[symbol].kind is InstrumentKind.BOND
