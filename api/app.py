@@ -12,8 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from api import health, metrics, sequencer_errors
-from api.routes import operator, orders, participants
+from api import health, marketdata, metrics, sequencer_errors, ws
+from api.routes import market, operator, orders, participants
 from api.errors import install_error_handlers
 from api.lifecycle import Component, lifespan
 from api.logging import AccessLogMiddleware
@@ -32,7 +32,11 @@ def _version() -> str:
 
 def default_components(settings: Settings) -> list[Component]:
     """The components every exchange process runs, started in this order after migrations."""
-    return [Component("sequencer", start_sequencer, stop_sequencer), Component("metrics", metrics.start_metrics)]
+    return [
+        Component("sequencer", start_sequencer, stop_sequencer),
+        Component("marketdata", marketdata.start_marketdata, marketdata.stop_marketdata),
+        Component("metrics", metrics.start_metrics),
+    ]
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -40,6 +44,8 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(orders.router)
     app.include_router(operator.router)
     app.include_router(participants.router)
+    app.include_router(market.router)
+    app.include_router(ws.router)
 
 
 def create_app(settings: Settings | None = None, *, components: Sequence[Component] | None = None) -> FastAPI:
