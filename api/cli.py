@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from api.cli_keys import keys_app
 from api.logging import configure_logging
 from api.settings import Settings
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(keys_app, name="keys")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -256,7 +256,8 @@ class ExchangeMetrics:
                                 [((), sequencer.last_seq)]))
             lines.extend(_header("exchange_committed_batches_total", "counter", "Batches committed."))
             lines.append(_series("exchange_committed_batches_total", (), (), sequencer.committed_batches))
-            lines.extend(_header("exchange_failed_batches_total", "counter", "Batches whose commit failed (fail-stop)."))
+            failed_help = "Batches whose commit failed (fail-stop)."
+            lines.extend(_header("exchange_failed_batches_total", "counter", failed_help))
             lines.append(_series("exchange_failed_batches_total", (), (), sequencer.failed_batches))
         lines.extend(_gauge("exchange_websocket_clients", "WebSocket clients connected.",
                             [((), _websocket_clients(app))]))

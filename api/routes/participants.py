@@ -16,7 +16,16 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
-from api.auth import PARTICIPANT_ID, InvestorCategory, Principal, Role, create_key, create_participant, key_cache, require
+from api.auth import (
+    PARTICIPANT_ID,
+    InvestorCategory,
+    Principal,
+    Role,
+    create_key,
+    create_participant,
+    key_cache,
+    require,
+)
 from api.errors import ApiError, ErrorEnvelope
 from api.ratelimit import limiter_of, rate_limited
 from api.schemas import StrictModel
