@@ -39,7 +39,8 @@ def _start_server(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env["EXCHANGE_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=data_dir.parent,  # away from any .env in the checkout
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
 
 
