@@ -61,30 +61,38 @@ class PriceLevel:
 
 
 class BookSide:
-    """Bids or asks. `prices` ascending; the best bid is the last, the best ask the first."""
+    """Bids or asks. `prices` ascending; the best bid is the last, the best ask the first.
 
-    __slots__ = ("side", "levels", "prices")
+    The best level is cached (`best`): matching reads it on every step, and it changes only when a level at the top
+    is added or emptied.
+    """
+
+    __slots__ = ("side", "levels", "prices", "best", "_is_bid")
 
     def __init__(self, side: Side) -> None:
         self.side = side
         self.levels: dict[int, PriceLevel] = {}
         self.prices: SortedList = SortedList()
+        self.best: PriceLevel | None = None
+        self._is_bid = side is Side.BUY
 
     def best_price(self) -> int | None:
-        if not self.prices:
-            return None
-        return self.prices[-1] if self.side is Side.BUY else self.prices[0]
+        best = self.best
+        return None if best is None else best.price
 
     def best_level(self) -> PriceLevel | None:
-        price = self.best_price()
-        return None if price is None else self.levels[price]
+        return self.best
 
     def add(self, order: Order) -> PriceLevel:
-        level = self.levels.get(order.price)
+        price = order.price
+        level = self.levels.get(price)
         if level is None:
-            level = PriceLevel(order.price)
-            self.levels[order.price] = level
-            self.prices.add(order.price)
+            level = PriceLevel(price)
+            self.levels[price] = level
+            self.prices.add(price)
+            best = self.best
+            if best is None or (price > best.price if self._is_bid else price < best.price):
+                self.best = level
         level.append(order)
         return level
 
@@ -94,7 +102,10 @@ class BookSide:
         level.unlink(order)
         if level.count == 0:
             del self.levels[level.price]
-            self.prices.remove(level.price)
+            prices = self.prices
+            prices.remove(level.price)
+            if self.best is level:
+                self.best = (self.levels[prices[-1] if self._is_bid else prices[0]]) if prices else None
         return level
 
     def levels_best_first(self) -> Iterator[PriceLevel]:
