@@ -57,7 +57,11 @@ UPDATE ledger_balances b SET balance = b.balance + d.delta, last_seq = d.last_se
 
 _HIGH_WATER = "SELECT seq, idx FROM ledger_entries ORDER BY seq DESC, idx DESC LIMIT 1"
 
-AccountKey = tuple[AccountRef, str]
+# (owner, bucket, asset): plain strings hash and compare in C, where AccountRef's dataclass methods are Python.
+AccountKey = tuple[str, str, str]
+
+
+_Rows = tuple[list[tuple[object, ...]], list[tuple[object, ...]], dict[int, int], dict[int, int]]
 
 
 class LedgerRejected(Exception):
@@ -91,7 +95,7 @@ class LedgerWriter:
 
     def __init__(self) -> None:
         self._ids: dict[AccountKey, int] = {}
-        self._accounts: dict[int, AccountKey] = {}
+        self._accounts: dict[int, tuple[AccountRef, str]] = {}
         self._high_water: tuple[int, int] | None = None
         self._high_water_known = False
 
@@ -120,17 +124,19 @@ class LedgerWriter:
         if not fresh:
             return WriteResult(0, 0, len(entries), 0, 0, self._high_water)
         created = 0
-        missing = self._unknown_accounts(fresh)
-        if missing:
+        rows, missing = self._rows(fresh)
+        if missing:  # some accounts are new (or forgotten by reset): learn them all in one statement
             created = await self._resolve(conn, missing)
-
-        entry_rows, leg_rows, deltas, last_seqs = self._rows(fresh)
+            rows, missing = self._rows(fresh)
+            if missing:
+                raise LedgerWriteError(f"accounts {sorted(missing)} still unknown after resolving them")
+        entry_rows, leg_rows, deltas, last_seqs = rows
         await conn.copy_records_to_table("ledger_entries", records=entry_rows, columns=_ENTRY_COLUMNS)
         await conn.copy_records_to_table("ledger_legs", records=leg_rows, columns=_LEG_COLUMNS)
-        account_ids = list(deltas)
+        account_ids = sorted(deltas)  # ids grow with the table: sorted, the UPDATE visits pages in order
         try:
             status = await conn.execute(
-                _MOVE_BALANCES, account_ids, list(deltas.values()), [last_seqs[a] for a in account_ids]
+                _MOVE_BALANCES, account_ids, [deltas[a] for a in account_ids], [last_seqs[a] for a in account_ids]
             )
         except asyncpg.CheckViolationError as exc:
             rejected = self._rejection(exc)
@@ -170,41 +176,31 @@ class LedgerWriter:
             previous = key
         return fresh
 
-    def _unknown_accounts(self, entries: Sequence[Entry]) -> set[AccountKey]:
-        ids = self._ids
-        missing: set[AccountKey] = set()
-        for entry in entries:
-            for leg in entry.legs:
-                if (leg.debit, leg.asset) not in ids:
-                    missing.add((leg.debit, leg.asset))
-                if (leg.credit, leg.asset) not in ids:
-                    missing.add((leg.credit, leg.asset))
-        return missing
-
     async def _resolve(self, conn: asyncpg.Connection, keys: set[AccountKey]) -> int:
         """Create the accounts that do not exist yet and learn every id; returns how many were created."""
-        ordered = sorted(keys, key=lambda k: (k[0].owner, k[0].bucket.value, k[1]))  # one lock order for all
+        ordered = sorted(keys)  # one lock order for every writer
         rows = await conn.fetch(
             _RESOLVE_ACCOUNTS,
-            [ref.owner for ref, _ in ordered],
-            [ref.bucket.value for ref, _ in ordered],
-            [asset for _, asset in ordered],
+            [owner for owner, _, _ in ordered],
+            [str(bucket) for _, bucket, _ in ordered],
+            [asset for _, _, asset in ordered],
         )
         created = 0
         for row in rows:
-            key = (AccountRef(row["owner"], Bucket(row["bucket"])), row["asset"])
-            self._ids[key] = row["id"]
-            self._accounts[row["id"]] = key
+            bucket = Bucket(row["bucket"])
+            self._ids[(row["owner"], bucket, row["asset"])] = row["id"]
+            self._accounts[row["id"]] = (AccountRef(row["owner"], bucket), row["asset"])
             created += row["created"]
         if len(rows) != len(ordered):
             # Created by a concurrent transaction after this statement's snapshot: only one writer should exist.
             raise LedgerWriteError(f"resolved {len(rows)} of {len(ordered)} accounts; is another writer running?")
         return created
 
-    def _rows(
-        self, entries: Sequence[Entry]
-    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], dict[int, int], dict[int, int]]:
+    def _rows(self, entries: Sequence[Entry]) -> tuple[_Rows, set[AccountKey]]:
+        """The COPY rows and the balance moves of `entries`, and the accounts whose ids are not known yet
+        (the rows are unusable unless that set is empty)."""
         ids = self._ids
+        missing: set[AccountKey] = set()
         entry_rows: list[tuple[object, ...]] = []
         leg_rows: list[tuple[object, ...]] = []
         deltas: dict[int, int] = {}
@@ -218,17 +214,24 @@ class LedgerWriter:
                 ts_us = entry.ts_us
                 ts = _EPOCH + timedelta(microseconds=ts_us)
             entry_rows.append((seq, idx, entry.kind, ts, entry.order_id, entry.trade_id))
-            for number, leg in enumerate(entry.legs):
+            number = 0
+            for leg in entry.legs:
                 asset = leg.asset
                 amount = leg.amount
-                debit = ids[(leg.debit, asset)]
-                credit = ids[(leg.credit, asset)]
+                debit_key = (leg.debit.owner, leg.debit.bucket, asset)
+                credit_key = (leg.credit.owner, leg.credit.bucket, asset)
+                debit = ids.get(debit_key)
+                credit = ids.get(credit_key)
+                if debit is None or credit is None:
+                    missing.update(key for key, known in ((debit_key, debit), (credit_key, credit)) if known is None)
+                    continue
                 leg_rows.append((seq, idx, number, debit, credit, asset, amount))
+                number += 1
                 deltas[debit] = deltas.get(debit, 0) - amount
                 deltas[credit] = deltas.get(credit, 0) + amount
                 last_seqs[debit] = seq
                 last_seqs[credit] = seq
-        return entry_rows, leg_rows, deltas, last_seqs
+        return (entry_rows, leg_rows, deltas, last_seqs), missing
 
     def _rejection(self, exc: asyncpg.CheckViolationError) -> LedgerRejected | None:
         if exc.constraint_name != _NEGATIVE_BALANCE:

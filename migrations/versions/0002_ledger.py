@@ -100,7 +100,7 @@ UPGRADE: tuple[str, ...] = (
         last_seq   bigint,
         CONSTRAINT ledger_balances_account_fkey FOREIGN KEY (account_id, asset)
             REFERENCES ledger_accounts (id, asset)
-    )
+    ) WITH (fillfactor = 25)
     """,
     "COMMENT ON TABLE ledger_accounts IS 'One bucket of one owner in one asset; append-only'",
     "COMMENT ON TABLE ledger_entries IS 'The ledger entries of each command, keyed (seq, idx); append-only'",
@@ -132,24 +132,34 @@ UPGRADE: tuple[str, ...] = (
     CREATE FUNCTION ledger_legs_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         bad record;
+        first_seq bigint;
+        last_seq bigint;
+        entry_keys bigint;
+        entries_found bigint;
     BEGIN
-        SELECT n.seq, n.idx, n.leg, n.asset, n.debit_account_id, n.credit_account_id INTO bad
-          FROM new_legs n
-          LEFT JOIN ledger_accounts d ON d.id = n.debit_account_id AND d.asset = n.asset
-          LEFT JOIN ledger_accounts c ON c.id = n.credit_account_id AND c.asset = n.asset
-         WHERE d.id IS NULL OR c.id IS NULL
+        -- Each (account, asset) pair once: a batch names a few thousand accounts in many more legs.
+        SELECT p.account_id, p.asset INTO bad
+          FROM (SELECT debit_account_id AS account_id, asset FROM new_legs
+                UNION
+                SELECT credit_account_id, asset FROM new_legs) p
+         WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = p.account_id AND a.asset = p.asset)
          LIMIT 1;
         IF FOUND THEN
-            RAISE EXCEPTION 'ledger leg (%, %, %) in % names an account (debit %, credit %) that does not hold %',
-                    bad.seq, bad.idx, bad.leg, bad.asset, bad.debit_account_id, bad.credit_account_id, bad.asset
+            RAISE EXCEPTION 'ledger legs name account % for %, which does not hold it', bad.account_id, bad.asset
                 USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_legs_account_asset_fkey',
                       TABLE = 'ledger_legs';
         END IF;
-        SELECT n.seq, n.idx, n.leg INTO bad
-          FROM new_legs n
-         WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.seq = n.seq AND e.idx = n.idx)
-         LIMIT 1;
-        IF FOUND THEN
+        -- Counting within the seq range lets the planner read the entries in key order, not probe per leg.
+        SELECT min(seq), max(seq), count(*) INTO first_seq, last_seq, entry_keys
+          FROM (SELECT DISTINCT seq, idx FROM new_legs) k;
+        SELECT count(*) INTO entries_found
+          FROM ledger_entries e
+         WHERE e.seq BETWEEN first_seq AND last_seq AND (e.seq, e.idx) IN (SELECT seq, idx FROM new_legs);
+        IF entries_found <> entry_keys THEN
+            SELECT n.seq, n.idx, n.leg INTO bad
+              FROM new_legs n
+             WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.seq = n.seq AND e.idx = n.idx)
+             LIMIT 1;
             RAISE EXCEPTION 'ledger leg (%, %, %) belongs to no entry', bad.seq, bad.idx, bad.leg
                 USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_legs_entry_fkey',
                       TABLE = 'ledger_legs';

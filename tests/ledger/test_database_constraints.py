@@ -43,7 +43,7 @@ async def commit(conn: asyncpg.Connection, sql: str) -> None:
 
 
 async def test_a_leg_between_accounts_of_another_asset_is_rejected(conn):
-    with pytest.raises(asyncpg.ForeignKeyViolationError, match="does not hold EUR"):
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="does not hold it"):
         await commit(conn, "INSERT INTO ledger_entries VALUES (2, 0, 'hold', now()); "
                            "INSERT INTO ledger_legs VALUES (2, 0, 0, 1, 4, 'EUR', 10)")
 
