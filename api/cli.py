@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from api.cli_audit import register_audit_commands
 from api.cli_keys import keys_app
 from api.logging import configure_logging
 from api.settings import Settings
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys_app, name="keys")
+register_audit_commands(app)  # exchange verify, exchange replay
 
 
 def load_settings(**overrides: object) -> Settings:
