@@ -46,6 +46,9 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(participants.router)
     app.include_router(market.router)
     app.include_router(ws.router)
+    from api.routes import regulator  # the regulator's reads, exports and checks
+
+    app.include_router(regulator.router)
 
 
 def create_app(settings: Settings | None = None, *, components: Sequence[Component] | None = None) -> FastAPI:
