@@ -60,6 +60,7 @@ MINUTE_US = 60_000_000
 DAY_MINUTES = 1_440
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _START_WAIT_SECONDS = 30.0
+_PRICE_TEXTS = 4_096  # decimal texts of prices cached per instrument
 
 # Close codes a dropped client sees (RFC 6455: 1001 going away, 1008 policy violation).
 CLOSE_GOING_AWAY = 1001
@@ -80,11 +81,19 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
+_last_time: tuple[int, str] = (-1, "")  # the last timestamp formatted: one command's messages share it
+
+
 def rfc3339(ts_us: int | None) -> str | None:
     """RFC 3339 UTC with microseconds, as every timestamp of the API."""
+    global _last_time
     if ts_us is None:
         return None
-    return (_EPOCH + timedelta(microseconds=ts_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if _last_time[0] == ts_us:
+        return _last_time[1]
+    text = (_EPOCH + timedelta(microseconds=ts_us)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    _last_time = (ts_us, text)
+    return text
 
 
 def _encode(message: dict[str, Any]) -> str:
@@ -255,13 +264,25 @@ class Market:
     day: RollingDay = field(default_factory=RollingDay)
     indicative: IndicativeAuction | None = None
     last_ticker: dict[str, Any] | None = None  # the last ticker sent on the WebSocket, to send only changes
+    last_top: tuple[Any, Any] | None = None  # best bid and ask when the ticker was last considered
+    price_texts: dict[int, str] = field(default_factory=dict)  # ticks -> decimal text, for the prices in use
 
     @property
     def symbol(self) -> str:
         return self.instrument.symbol
 
     def price(self, ticks: int | None) -> str | None:
-        return None if ticks is None else ticks_to_price(self.instrument, ticks)
+        if ticks is None:
+            return None
+        text = self.price_texts.get(ticks)
+        if text is None:
+            if len(self.price_texts) >= _PRICE_TEXTS:
+                self.price_texts.clear()
+            text = self.price_texts[ticks] = ticks_to_price(self.instrument, ticks)
+        return text
+
+    def top(self) -> tuple[Any, Any]:
+        return self.book.best(Side.BUY), self.book.best(Side.SELL)
 
     def record_trade(self, trade: PublicTrade) -> None:
         self.trades.append(trade)
@@ -673,7 +694,11 @@ class MarketData:
             prev_seq = market.book_seq
             market.book_seq = seq
             market.book_ts_us = ts_us
-            touched[symbol] = None
+            if (Channel.TICKER, symbol) in self._public:
+                top = market.top()
+                if top != market.last_top:  # the ticker shows the best prices only, not the depth
+                    market.last_top = top
+                    touched[symbol] = None
             subscribers = self._public.get((Channel.BOOK, symbol))
             if subscribers:
                 self._fan_out(
@@ -801,7 +826,7 @@ class MarketData:
                 del self._public[(channel, symbol)]
                 market = self.markets.get(symbol)
                 if channel is Channel.TICKER and market is not None:
-                    market.last_ticker = None  # the next subscriber starts from its own snapshot
+                    market.last_ticker = market.last_top = None  # the next subscriber starts from its own snapshot
 
     def snapshot(self, channel: Channel, market: Market) -> dict[str, Any]:
         if channel is Channel.BOOK:

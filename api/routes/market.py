@@ -103,7 +103,7 @@ class PublicTradeView(BaseModel):
     time: str | None
 
 
-class TradePage(BaseModel):
+class PublicTradePage(BaseModel):
     symbol: str
     trades: list[PublicTradeView] = Field(description="Newest first.")
     next_cursor: str | None = Field(description="Pass as `cursor` for older trades; None at the first trade.")
@@ -273,7 +273,7 @@ async def get_book(
 
 @router.get(
     "/markets/{symbol}/trades",
-    response_model=TradePage,
+    response_model=PublicTradePage,
     responses=_errors(404, 422, 503),
     summary="Public trades, newest first",
 )
@@ -282,7 +282,7 @@ async def get_trades(
     symbol: str,
     cursor: Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_TRADES_PAGE)] = 100,
-) -> TradePage:
+) -> PublicTradePage:
     market = market_of(request, symbol)
     before: int | None = None
     if cursor is not None:
@@ -300,7 +300,7 @@ async def get_trades(
     more = len(rows) > limit
     rows = rows[:limit]
     instrument = market.instrument
-    return TradePage(
+    return PublicTradePage(
         symbol=symbol,
         trades=[
             PublicTradeView(

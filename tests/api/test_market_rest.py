@@ -444,4 +444,4 @@ async def test_the_market_picture_survives_a_restart(api_app: FastAPI, api_clien
 
 async def test_openapi_documents_the_market_data_responses(api_client: httpx.AsyncClient):
     schemas = (await api_client.get("/openapi.json")).json()["components"]["schemas"]
-    assert {"InstrumentView", "BookView", "TradePage", "TickerView", "CandlesView"} <= set(schemas)
+    assert {"InstrumentView", "BookView", "PublicTradePage", "TickerView", "CandlesView"} <= set(schemas)
