@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -59,7 +60,7 @@ async def create_participant(
     role: Role,
     category: InvestorCategory | None = None,
 ) -> None:
-    if not PARTICIPANT_ID.match(participant_id):
+    if not PARTICIPANT_ID.fullmatch(participant_id):
         raise ApiError(422, "INVALID_PARTICIPANT_ID", "participant ids are 1-64 of a-z, 0-9, '_', '.', '-'")
     if (role is Role.INVESTOR) != (category is not None):
         raise ApiError(422, "INVALID_CATEGORY", "investors need a category (retail or professional); others none")
@@ -99,17 +100,21 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> bool:
 
 
 class KeyCache:
-    def __init__(self) -> None:
-        self._by_hash: dict[bytes, Principal] = {}
+    """Verified keys for a few seconds, so that a key revoked by another process (the CLI) stops working soon."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._by_hash: dict[bytes, tuple[float, Principal]] = {}
 
     def clear(self) -> None:
         self._by_hash.clear()
 
     async def lookup(self, pool: asyncpg.Pool, token: str) -> Principal | None:
         digest = hash_key(token)
-        found = self._by_hash.get(digest)
-        if found is not None:
-            return found
+        cached = self._by_hash.get(digest)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.ttl_s:
+            return cached[1]
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT k.key_id, p.participant_id, p.role, p.category FROM api_keys k "
@@ -124,7 +129,7 @@ class KeyCache:
             None if row["category"] is None else InvestorCategory(row["category"]),
             row["key_id"],
         )
-        self._by_hash[digest] = principal
+        self._by_hash[digest] = (now, principal)
         return principal
 
 
@@ -150,6 +155,9 @@ async def authenticate(request: Request) -> Principal:
     if principal is None:
         raise ApiError(401, "INVALID_API_KEY", "the API key is unknown or revoked")
     request.state.principal = principal
+    from api.ratelimit import charge  # here, not at the top: api.ratelimit imports this module
+
+    charge(request, principal)
     return principal
 
 

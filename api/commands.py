@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from api.errors import ApiError
-from api.sequencer import Backpressure, CommitFailed, Outcome, SequencerUnavailable
+from api.sequencer import Outcome
 from exchange.commands import Command
 from exchange.engine import Engine
 from exchange.events import CommandRejected
@@ -76,23 +76,15 @@ def engine_of(request: Request) -> Engine:
 
 
 async def submit(request: Request, command: Command, sender: str) -> Outcome:
-    """Send a command and wait for its commit; sequencer conditions become 429/503 answers."""
+    """Send a command and wait for its commit.
+
+    Back-pressure, recovery and failed commits propagate as exceptions that `api.sequencer_errors` answers with
+    429/503 and `Retry-After`.
+    """
     sequencer = getattr(request.app.state, "sequencer", None)
     if sequencer is None:
         raise ApiError(503, "NOT_READY", "the exchange is starting")
-    try:
-        return await sequencer.submit(command, sender)
-    except Backpressure as busy:
-        seconds = max(1, int(busy.retry_after + 0.999))
-        raise ApiError(
-            429, "BACKPRESSURE", "the exchange is busy; retry shortly", {}, {"Retry-After": str(seconds)}
-        ) from None
-    except SequencerUnavailable as unavailable:
-        raise ApiError(503, "ENGINE_RECOVERING", str(unavailable), {}, {"Retry-After": "1"}) from None
-    except CommitFailed:
-        raise ApiError(
-            503, "COMMIT_FAILED", "the command was not recorded; nothing happened; retry", {}, {"Retry-After": "1"}
-        ) from None
+    return await sequencer.submit(command, sender)
 
 
 def first_reject(outcome: Outcome) -> CommandRejected | None:
