@@ -28,7 +28,7 @@ from exchange.commands import (
     Withdraw,
 )
 from exchange.engine import Engine
-from exchange.events import BalanceChanged, BalanceChangeKind, BookLevelChanged
+from exchange.events import BalanceChanged, BalanceChangeKind, BookLevelChanged, Trade
 from exchange.instrument import TradingState
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from tests.exchange.factories import EUR, START_US, equity
@@ -71,6 +71,8 @@ class EngineAgainstReference(RuleBasedStateMachine):
         expected = self.reference.apply(self.now, command)
         assert describe(events) == expected, (command, events)
         for event in events:
+            if isinstance(event, Trade):
+                assert event.buyer != event.seller, "an account traded with itself"
             if isinstance(event, BalanceChanged):
                 sign = -1 if event.kind is BalanceChangeKind.WITHDRAWAL else 1
                 if event.asset == EUR:
