@@ -73,6 +73,9 @@ def configure_logging(level: str = "info", stream: IO[str] | None = None) -> Non
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+        # uvicorn's own dictConfig may have disabled or raised these loggers earlier in the process.
+        uvicorn_logger.disabled = False
+        uvicorn_logger.setLevel(logging.NOTSET)
     # Our middleware writes the access log (with request ids); uvicorn's own would duplicate it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
