@@ -6,6 +6,7 @@ tests are about what the engine does around it.
 
 from __future__ import annotations
 
+from exchange.commands import RunAuction
 from exchange.events import (
     AuctionUncrossed,
     CommandRejected,
@@ -257,3 +258,105 @@ def test_an_auction_market_sell_never_sells_below_its_band_limit():
     events = m.set_state(TradingState.CLOSED)
 
     assert [t.price for t in of_type(events, Trade) if t.seller == "d" and t.price < band_limit] == []
+
+
+# ---------------------------------------------------------------- volatility interruptions and periodic auctions
+
+SECOND = 1_000_000
+
+
+def jumpy_market() -> Market:
+    """Reference 100, calm range 97..103 (3 %), band 80..120, five-second volatility auctions."""
+    instrument = equity(reference_price=100, band_bps=2_000)
+    instrument.volatility_bps = 300
+    instrument.volatility_auction_us = 5 * SECOND
+    return funded_market(instrument)
+
+
+def test_an_order_that_would_trade_beyond_the_calm_range_interrupts_continuous_trading():
+    m = jumpy_market()
+    m.place(limit("a", SELL, 5, 103))
+    m.place(limit("a", SELL, 5, 105))
+
+    events = m.place(limit("b", BUY, 10, 105))
+
+    assert [(t.price, t.quantity) for t in of_type(events, Trade)] == [(103, 5)]
+    changed = one(events, TradingStateChanged)
+    assert (changed.state, changed.reason) == (TradingState.VOLATILITY_AUCTION, "volatility_interruption")
+    assert m.depth() == ([(105, 5, 1)], [(105, 5, 1)])  # the remainder joins the auction
+    assert one(events, IndicativeAuction).price == 105
+
+
+def test_a_volatility_auction_ends_after_its_time_with_an_uncrossing():
+    m = jumpy_market()
+    m.place(limit("a", SELL, 5, 105))
+    m.place(limit("b", BUY, 5, 105))
+
+    too_early = m.tick(5 * SECOND - 1)
+    events = m.tick(1)
+
+    assert too_early == []
+    changed = one(events, TradingStateChanged)
+    assert (changed.state, changed.reason) == (OPEN, "volatility_auction_ended")
+    assert (one(events, AuctionUncrossed).price, one(events, Trade).quantity) == (105, 5)
+
+
+def test_a_fok_order_never_triggers_a_volatility_interruption():
+    m = jumpy_market()
+    m.place(limit("a", SELL, 5, 105))
+
+    events = m.place(limit("b", BUY, 5, 105, tif=TimeInForce.FOK))
+
+    assert one(events, CommandRejected).reason is RejectReason.FOK_NOT_FILLABLE
+    assert m.engine.instruments["ACME"].state is OPEN
+
+
+def test_a_market_order_that_triggers_an_interruption_has_its_remainder_cancelled():
+    m = jumpy_market()
+    m.place(limit("a", SELL, 5, 110))
+
+    events = m.place(market("b", BUY, 5))
+
+    assert one(events, TradingStateChanged).state is TradingState.VOLATILITY_AUCTION
+    cancelled = one(events, OrderCancelled)
+    assert (cancelled.reason, cancelled.cancelled_quantity) == (CancelReason.MARKET_REMAINDER, 5)
+    assert m.holds_match()
+
+
+def test_a_volatility_auction_lasts_its_full_time_even_after_an_earlier_one_ended_early():
+    m = jumpy_market()
+    m.place(limit("a", SELL, 10, 105))
+    m.place(limit("b", BUY, 10, 105))  # interrupted at t0, due to end at t0 + 5 s
+    m.advance(1 * SECOND)
+    m.set_state(OPEN)  # the operator reopens early: uncrossed at 105
+    m.advance(1 * SECOND)
+    m.place(limit("a", SELL, 10, 110))
+    m.place(limit("b", BUY, 10, 110))  # 110 is beyond 105 + 3 %: interrupted at t0 + 2 s, due to end at t0 + 7 s
+    assert m.engine.instruments["ACME"].state is TradingState.VOLATILITY_AUCTION
+
+    m.tick(3 * SECOND)  # t0 + 5 s
+
+    assert m.engine.instruments["ACME"].state is TradingState.VOLATILITY_AUCTION
+
+
+def test_a_periodic_auction_uncrosses_and_stays_in_the_call_phase():
+    m = funded_market(equity(auction_only=True, state=TradingState.PRE_OPEN))
+    m.place(limit("a", BUY, 10, 101))
+    m.place(limit("c", SELL, 6, 100))
+
+    events = m.apply(RunAuction("ACME"))
+
+    # volume 6 at both 100 and 101, buy surplus 4 at both: market pressure picks the higher price
+    assert (one(events, AuctionUncrossed).price, one(events, Trade).quantity) == (101, 6)
+    assert m.engine.instruments["ACME"].state is TradingState.PRE_OPEN
+    assert m.depth() == ([(101, 4, 1)], [])
+    m.place(limit("c", SELL, 4, 101))
+    assert of_type(m.apply(RunAuction("ACME")), Trade)[0].quantity == 4
+
+
+def test_a_periodic_auction_outside_a_call_phase_is_refused():
+    m = funded_market(equity())
+
+    events = m.apply(RunAuction("ACME"))
+
+    assert one(events, CommandRejected).reason is RejectReason.INVALID_STATE_CHANGE
