@@ -392,7 +392,9 @@ def private_event_views(event: Event, instruments: dict[str, Instrument]) -> lis
                         "side": side.value,
                         "price": ticks_to_price(instrument, event.price),
                         "quantity": units_to_quantity(event.quantity),
-                        "remaining_quantity": units_to_quantity(event.buy_remaining if is_buy else event.sell_remaining),
+                        "remaining_quantity": units_to_quantity(
+                            event.buy_remaining if is_buy else event.sell_remaining
+                        ),
                         "liquidity": "taker" if event.aggressor is side else "maker",
                         "cash": _cash(instrument, event.cash),
                         "accrued_interest": _cash(instrument, event.accrued),
@@ -628,7 +630,9 @@ class MarketData:
         by_symbol: dict[str, list[MinuteBar]] = {}
         for row in bars:
             by_symbol.setdefault(row["symbol"], []).append(
-                MinuteBar(row["minute"], row["open"], row["high"], row["low"], row["close"], row["volume"], row["count"])
+                MinuteBar(
+                    row["minute"], row["open"], row["high"], row["low"], row["close"], row["volume"], row["count"]
+                )
             )
         for symbol, symbol_bars in by_symbol.items():
             market = self.markets.get(symbol)
@@ -740,7 +744,13 @@ class MarketData:
                     market.last_ticker = ticker
                     self._fan_out(
                         subscribers,
-                        {"channel": Channel.TICKER.value, "type": "update", "seq": seq, "time": rfc3339(ts_us), **ticker},
+                        {
+                            "channel": Channel.TICKER.value,
+                            "type": "update",
+                            "seq": seq,
+                            "time": rfc3339(ts_us),
+                            **ticker,
+                        },
                     )
 
     def _list(self, symbol: str, seq: int, ts_us: int) -> None:
@@ -784,7 +794,9 @@ class MarketData:
         if channel is Channel.ORDERS:
             principal = client.principal
             if principal is None:
-                raise SubscriptionError("UNAUTHENTICATED", "send {\"op\": \"auth\", \"key\": ...} before subscribing to orders")
+                raise SubscriptionError(
+                    "UNAUTHENTICATED", 'send {"op": "auth", "key": ...} before subscribing to orders'
+                )
             if principal.role is Role.REGULATOR:
                 self._orders_all[client.client_id] = client
             else:
@@ -840,7 +852,13 @@ class MarketData:
                 "trades": [market.trade_view(t) for t in newest],
             }
         ticker = market.ticker_view(max(now_us(), self.last_ts_us))
-        return {"channel": channel.value, "type": "snapshot", "seq": self.last_seq, "time": rfc3339(self.last_ts_us), **ticker}
+        return {
+            "channel": channel.value,
+            "type": "snapshot",
+            "seq": self.last_seq,
+            "time": rfc3339(self.last_ts_us),
+            **ticker,
+        }
 
     # ------------------------------------------------------------------ reads for the REST routes
 

@@ -124,7 +124,8 @@ class Session:
             self.reply(_error("ALREADY_AUTHENTICATED", "this connection is already authenticated", request_id))
             return
         try:
-            principal = await key_cache(self.websocket).lookup(self.websocket.app.state.pg_pool, key.strip())  # type: ignore[arg-type]
+            cache = key_cache(self.websocket)  # type: ignore[arg-type]  # it only needs `.app`
+            principal = await cache.lookup(self.websocket.app.state.pg_pool, key.strip())
         except (OSError, asyncpg.PostgresError):
             self.reply(_error("NOT_READY", "the exchange cannot reach its database", request_id))
             return
@@ -185,6 +186,9 @@ async def feed(websocket: WebSocket) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         hub.disconnect(client)
     if client.close_code is not None:
-        log.info("websocket client closed by the exchange", extra={"code": client.close_code, "reason": client.close_reason})
+        log.info(
+            "websocket client closed by the exchange",
+            extra={"code": client.close_code, "reason": client.close_reason},
+        )
         with contextlib.suppress(Exception):
             await asyncio.wait_for(websocket.close(client.close_code, client.close_reason), _CLOSE_TIMEOUT_SECONDS)

@@ -154,7 +154,9 @@ INTERVAL_US = {
 
 
 class CandleView(BaseModel):
-    start: str = Field(description="Start of the bucket (UTC, aligned on the Unix epoch: 1d buckets start at 00:00 UTC).")
+    start: str = Field(
+        description="Start of the bucket (UTC, aligned on the Unix epoch: 1d buckets start at 00:00 UTC)."
+    )
     open: str
     high: str
     low: str
@@ -196,7 +198,9 @@ def instrument_view(market: Market) -> InstrumentView:
         probe = _with_reference(instrument, market.reference_price)
         lower, upper = probe.band()
         band = PriceBandView(
-            band_bps=instrument.band_bps, lower=ticks_to_price(instrument, lower), upper=ticks_to_price(instrument, upper)
+            band_bps=instrument.band_bps,
+            lower=ticks_to_price(instrument, lower),
+            upper=ticks_to_price(instrument, upper),
         )
     bond = None
     if instrument.bond is not None:
@@ -287,7 +291,9 @@ async def get_trades(
     before: int | None = None
     if cursor is not None:
         if not cursor.isdigit() or len(cursor) > 18:
-            raise ApiError(422, "INVALID_CURSOR", "cursor must be the next_cursor of a previous page", {"cursor": cursor})
+            raise ApiError(
+                422, "INVALID_CURSOR", "cursor must be the next_cursor of a previous page", {"cursor": cursor}
+            )
         before = int(cursor)
     async with request.app.state.pg_pool.acquire() as conn:
         rows = await conn.fetch(
@@ -355,7 +361,9 @@ async def get_candles(
     start_us = end_us - DEFAULT_CANDLES * width if start is None else _us(start)
     start_us -= start_us % width  # the bucket that holds `start`
     if end_us <= start_us:
-        raise ApiError(422, "INVALID_RANGE", "end must be after start", {"start": rfc3339(start_us), "end": rfc3339(end_us)})
+        raise ApiError(
+            422, "INVALID_RANGE", "end must be after start", {"start": rfc3339(start_us), "end": rfc3339(end_us)}
+        )
     if (end_us - start_us + width - 1) // width > MAX_CANDLES:
         raise ApiError(
             422,
@@ -367,7 +375,8 @@ async def get_candles(
         rows = await conn.fetch(
             "SELECT ts_us - ts_us % $2 AS bucket, "
             "(array_agg(price ORDER BY trade_id))[1] AS open, max(price) AS high, min(price) AS low, "
-            "(array_agg(price ORDER BY trade_id DESC))[1] AS close, sum(quantity)::bigint AS volume, count(*) AS trades "
+            "(array_agg(price ORDER BY trade_id DESC))[1] AS close, sum(quantity)::bigint AS volume, "
+            "count(*) AS trades "
             "FROM trades WHERE symbol = $1 AND ts_us >= $3 AND ts_us < $4 GROUP BY bucket ORDER BY bucket",
             symbol,
             width,

@@ -159,7 +159,9 @@ async def test_an_instrument_shows_its_committed_trading_state(market: FastAPI, 
     assert body["trading_state"] == "halted"
 
 
-async def test_the_band_follows_the_reference_price_set_by_the_last_trade(market: FastAPI, api_client: httpx.AsyncClient):
+async def test_the_band_follows_the_reference_price_set_by_the_last_trade(
+    market: FastAPI, api_client: httpx.AsyncClient
+):
     await limit(market, "inv-alice", Side.SELL, 10, 1_050)
     await limit(market, "inv-bob", Side.BUY, 10, 1_050)
     body = (await api_client.get("/v1/instruments/ACME")).json()
@@ -289,9 +291,11 @@ async def test_trades_page_by_cursor_on_the_trade_id(market: FastAPI, api_client
         await trade(market, 1 + i, 1_000)
     first = (await api_client.get("/v1/markets/ACME/trades", params={"limit": 2})).json()
     assert [t["quantity"] for t in first["trades"]] == ["5", "4"]
-    second = (await api_client.get("/v1/markets/ACME/trades", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    page = {"limit": 2, "cursor": first["next_cursor"]}
+    second = (await api_client.get("/v1/markets/ACME/trades", params=page)).json()
     assert [t["quantity"] for t in second["trades"]] == ["3", "2"]
-    third = (await api_client.get("/v1/markets/ACME/trades", params={"limit": 2, "cursor": second["next_cursor"]})).json()
+    page = {"limit": 2, "cursor": second["next_cursor"]}
+    third = (await api_client.get("/v1/markets/ACME/trades", params=page)).json()
     assert [t["quantity"] for t in third["trades"]] == ["1"]
     assert third["next_cursor"] is None
 
@@ -334,7 +338,9 @@ async def test_the_ticker_of_a_quiet_market_has_no_prices(market: FastAPI, api_c
     assert (body["volume_24h"], body["trades_24h"]) == ("0", 0)
 
 
-async def test_the_ticker_shows_the_indicative_auction_during_a_call_phase(market: FastAPI, api_client: httpx.AsyncClient):
+async def test_the_ticker_shows_the_indicative_auction_during_a_call_phase(
+    market: FastAPI, api_client: httpx.AsyncClient
+):
     await submit(market, SetTradingState("ACME", TradingState.OPENING_AUCTION))
     await limit(market, "inv-alice", Side.BUY, 10, 1_010)
     await limit(market, "inv-bob", Side.SELL, 6, 1_000)
@@ -368,11 +374,13 @@ async def test_candles_bucket_trades_on_utc_epoch_aligned_intervals(api_app: Fas
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["start"] == "2023-11-14T22:23:00.000000Z"  # rounded down to its bucket
-    assert body["candles"] == [
-        {"start": "2023-11-14T22:23:00.000000Z", "open": "10", "high": "10.2", "low": "9.9", "close": "9.9", "volume": "6", "trades": 3},
-        {"start": "2023-11-14T22:24:00.000000Z", "open": "10.05", "high": "10.05", "low": "10.05", "close": "10.05", "volume": "4", "trades": 1},
-        {"start": "2023-11-14T22:26:00.000000Z", "open": "10.01", "high": "10.01", "low": "10.01", "close": "10.01", "volume": "5", "trades": 1},
+    fields = ("start", "open", "high", "low", "close", "volume", "trades")
+    assert [tuple(c[f] for f in fields) for c in body["candles"]] == [
+        ("2023-11-14T22:23:00.000000Z", "10", "10.2", "9.9", "9.9", "6", 3),
+        ("2023-11-14T22:24:00.000000Z", "10.05", "10.05", "10.05", "10.05", "4", 1),
+        ("2023-11-14T22:26:00.000000Z", "10.01", "10.01", "10.01", "10.01", "5", 1),
     ]
+    assert set(body["candles"][0]) == set(fields)
     hourly = (
         await api_client.get(
             "/v1/markets/ACME/candles",
@@ -434,12 +442,26 @@ async def test_the_market_picture_survives_a_restart(api_app: FastAPI, api_clien
     before = [(await api_client.get(path)).json() for path in paths]
     ticker_before = (await api_client.get("/v1/markets/ACME/ticker")).json()
     settings = Settings(_env_file=None, database_url=api_app.state.settings.database_url, data_dir=tmp_path / "again")
-    async with running_app(settings) as (again, client):
+    async with running_app(settings) as (_, client):
         after = [(await client.get(path)).json() for path in paths]
         ticker_after = (await client.get("/v1/markets/ACME/ticker")).json()
     assert after == before
     keep = ("last_price", "best_bid", "best_ask", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h")
     assert {k: ticker_after[k] for k in keep} == {k: ticker_before[k] for k in keep}
+
+
+async def test_an_auction_in_progress_shows_the_same_indicative_price_after_a_restart(
+    api_app: FastAPI, api_client: httpx.AsyncClient, tmp_path: Path
+):
+    await open_market(api_app)
+    await submit(api_app, SetTradingState("ACME", TradingState.OPENING_AUCTION))
+    await limit(api_app, "inv-alice", Side.BUY, 10, 1_010)
+    await limit(api_app, "inv-bob", Side.SELL, 6, 1_000)
+    before = (await api_client.get("/v1/markets/ACME/ticker")).json()["indicative_auction"]
+    settings = Settings(_env_file=None, database_url=api_app.state.settings.database_url, data_dir=tmp_path / "again")
+    async with running_app(settings) as (_, client):
+        after = (await client.get("/v1/markets/ACME/ticker")).json()["indicative_auction"]
+    assert before is not None and after == before
 
 
 async def test_openapi_documents_the_market_data_responses(api_client: httpx.AsyncClient):
