@@ -8,6 +8,7 @@ trade and side, half-even to the minor unit, and credited to the venue's account
 from __future__ import annotations
 
 from exchange.accounts import VENUE
+from exchange.commands import ListInstrument
 from exchange.events import CommandRejected, OrderAccepted, Trade
 from exchange.rejects import RejectReason
 from tests.exchange.factories import BUY, SELL, bond, equity, funded_market, limit, of_type, one
@@ -263,3 +264,22 @@ def test_issuance_must_be_positive():
     events = m.issue("b", 0)
 
     assert one(events, CommandRejected).reason is RejectReason.INVALID_AMOUNT
+
+
+def test_cash_deposited_under_a_symbol_listed_later_cannot_be_sold_as_its_securities():
+    m = funded_market(equity())
+    m.deposit("b", 100, "NEWCO")
+    m.apply(ListInstrument(equity("NEWCO")))
+
+    events = m.place(limit("b", SELL, 100, 100, "NEWCO"))
+
+    assert of_type(events, OrderAccepted) == []  # NEWCO was never issued
+
+
+def test_no_balance_can_grow_beyond_what_the_ledger_can_store():
+    m = funded_market(equity(), cash=0)
+
+    for _ in range(3):
+        m.deposit("b", 2**62)
+
+    assert m.balance("b")[0] <= 2**63 - 1  # PostgreSQL bigint
