@@ -3,8 +3,10 @@
 For every journal record, in seq order, the command is decoded and applied to a new `Engine` with the record's seq
 and timestamp; the events it returns must equal the stored `events` rows (canonical bytes and every column), the
 trades among them the `trades` rows, and the ledger entries that `ledger.settlement.entries_for` makes of them the
-stored `ledger_entries` and `ledger_legs` (accounts joined, so owner, bucket and asset are compared, not ids). The
-first divergence stops the run and is reported with its seq, table, and the expected and stored rows.
+stored `ledger_entries` and `ledger_legs` (accounts joined, so owner, bucket and asset are compared, not ids).
+When the replay runs to the journal's end, the `orders` projection is compared too: each order's final state, as
+`ledger.projection.OrderProjection` folds it from the events. The first divergence stops the run and is reported
+with its seq, table, and the expected and stored rows.
 
 Memory stays flat: the journal streams in pages (`ledger.recovery.journal_rows`) and the stored rows are fetched per
 window of seqs with keyset conditions, each compared as one list. Only committed data is read, and only up to the
@@ -30,6 +32,7 @@ from exchange.events import Trade
 from exchange.instrument import Instrument, TradingState
 from exchange.orders import Order
 from ledger.batch import EVENT_COLUMNS, TRADE_COLUMNS, event_row, trade_row
+from ledger.projection import ORDER_COLUMNS, OrderProjection
 from ledger.recovery import StoredRecord, journal_rows, recover
 from ledger.settlement import entries_for
 from ledger.verify import first_non_ascii_command
@@ -48,19 +51,28 @@ LEG_COLUMNS = (
     "asset",
     "amount",
 )
-_SEQ_POSITION = {"events": 0, "trades": 1, "ledger_entries": 0, "ledger_legs": 0}
+# For an order, the seq of its last change: the stored row is the order's latest state.
+_SEQ_POSITION = {
+    "events": 0,
+    "trades": 1,
+    "ledger_entries": 0,
+    "ledger_legs": 0,
+    "orders": ORDER_COLUMNS.index("updated_seq"),
+}
 # What identifies a row within its seq, to pair produced and stored rows: event and entry index, trade id, leg.
 _KEY: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "events": lambda r: r[1],
     "trades": lambda r: r[0],
     "ledger_entries": lambda r: r[1],
     "ledger_legs": lambda r: (r[1], r[2]),
+    "orders": lambda r: r[0],
 }
 _COLUMNS = {
     "events": EVENT_COLUMNS,
     "trades": TRADE_COLUMNS,
     "ledger_entries": ENTRY_COLUMNS,
     "ledger_legs": LEG_COLUMNS,
+    "orders": ORDER_COLUMNS,
 }
 
 _EVENTS = (
@@ -87,6 +99,11 @@ SELECT l.seq, l.idx, l.leg, d.owner, d.bucket, c.owner, c.bucket,
  WHERE l.seq > $1 AND l.seq <= $2
  ORDER BY l.seq, l.idx, l.leg
 """
+
+_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE order_id = ANY($1::bigint[]) ORDER BY order_id"
+_ORDERS_NOT_PRODUCED = (
+    f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE order_id < 1 OR order_id >= $1 ORDER BY updated_seq LIMIT 1"
+)
 
 Progress = Callable[[int, int], None]  # (records replayed, records to replay)
 
@@ -130,6 +147,7 @@ class ReplayReport:
     legs: int
     divergence: Divergence | None
     seconds: float
+    orders: int = 0  # final order states compared (whole-journal replays only)
 
     @property
     def identical(self) -> bool:
@@ -144,7 +162,13 @@ class ReplayReport:
             "identical": self.identical,
             "to_seq": self.to_seq,
             "records": self.records,
-            "compared": {"events": self.events, "trades": self.trades, "entries": self.entries, "legs": self.legs},
+            "compared": {
+                "events": self.events,
+                "trades": self.trades,
+                "entries": self.entries,
+                "legs": self.legs,
+                "orders": self.orders,
+            },
             "divergence": None if self.divergence is None else self.divergence.as_json(),
             "seconds": round(self.seconds, 3),
             "records_per_second": round(self.records_per_second),
@@ -164,12 +188,15 @@ class _Window:
 
 
 class _Replayer:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, orders: bool) -> None:
         self.conn = conn
         self.engine = Engine()
+        # The `orders` table holds each order's latest state, so it is comparable only when replaying to the end:
+        # an order is compared once it is done, the ones still live at the end of the journal last.
+        self.projection = OrderProjection() if orders else None
         self.last_seq = 0
         self.last_trade_id = 0  # highest trade id compared so far
-        self.counts = [0, 0, 0, 0, 0]  # records, events, trades, entries, legs
+        self.counts = [0, 0, 0, 0, 0, 0]  # records, events, trades, entries, legs, orders
 
     def produce(self, records: Sequence[StoredRecord]) -> tuple[_Window, Divergence | None]:
         """Apply the records to the engine; the rows they must have stored, up to the first one that fails."""
@@ -180,6 +207,7 @@ class _Replayer:
         trades_out = window.trades
         entries_out = window.entries
         legs_out = window.legs
+        projection = self.projection
         for record in records:
             seq = record.seq
             if seq != self.last_seq + 1:
@@ -196,6 +224,8 @@ class _Replayer:
                 events = engine.apply(seq, ts, command)
             except Exception as exc:  # noqa: BLE001 - an edited journal can make the engine refuse anything
                 return window, Divergence(seq, "journal", f"the engine refused the journal record: {exc!r}")
+            if projection is not None:
+                projection.apply(seq, ts, events)
             for idx, event in enumerate(events):
                 events_out.append(event_row(seq, idx, event, encode(event)))
                 if type(event) is Trade:
@@ -236,6 +266,14 @@ class _Replayer:
             found = _first_difference(table, expected, stored)
             if first is None or found.seq < first.seq:
                 first = found
+        if self.projection is not None:
+            done = sorted(
+                (row.as_tuple() for row in self.projection.take_dirty() if row.order_id not in self.projection.live),
+                key=lambda row: row[0],
+            )
+            found = await self._compare_orders(done)
+            if found is not None and (first is None or found.seq < first.seq):
+                first = found
         counts = self.counts
         counts[1] += len(window.events)
         counts[2] += len(window.trades)
@@ -243,9 +281,31 @@ class _Replayer:
         counts[4] += len(window.legs)
         return first
 
+    async def _compare_orders(self, expected: list[tuple[Any, ...]]) -> Divergence | None:
+        if not expected:
+            return None
+        stored = await self.conn.fetch(_ORDERS, [row[0] for row in expected])
+        self.counts[5] += len(expected)
+        return None if expected == stored else _first_difference("orders", expected, stored)
+
     async def leftovers(self, to_seq: int, whole_journal: bool) -> Divergence | None:
-        """Stored rows that no journal record produced: trades with unexpected ids, rows after the journal's end."""
+        """Stored rows that no journal record produced: trades with unexpected ids, rows after the journal's end;
+        and, for a whole-journal replay, the orders still live at its end."""
         conn = self.conn
+        if self.projection is not None:
+            live = [row.as_tuple() for _, row in sorted(self.projection.live.items())]
+            for start in range(0, len(live), 10_000):
+                found = await self._compare_orders(live[start : start + 10_000])
+                if found is not None:
+                    return found
+            row = await conn.fetchrow(_ORDERS_NOT_PRODUCED, self.engine.next_order_id)
+            if row is not None:
+                return Divergence(
+                    row["updated_seq"],
+                    "orders",
+                    f"order {row['order_id']} is stored but the replay accepted no such order",
+                    stored=(_as_dict("orders", row),),
+                )
         row = await conn.fetchrow(
             f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades WHERE trade_id > $1 AND seq <= $2 ORDER BY seq LIMIT 1",
             self.last_trade_id,
@@ -321,7 +381,8 @@ async def replay(pool: asyncpg.Pool, to_seq: int | None = None, progress: Progre
     async with pool.acquire() as conn:
         head = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM journal")
         target = head if to_seq is None else max(0, min(to_seq, head))
-        replayer = _Replayer(conn)
+        whole_journal = to_seq is None or to_seq >= head
+        replayer = _Replayer(conn, orders=whole_journal)
         divergence: Divergence | None = None
         pending: list[StoredRecord] = []
 
@@ -362,9 +423,11 @@ async def replay(pool: asyncpg.Pool, to_seq: int | None = None, progress: Progre
                 replayer.last_seq + 1, "journal", f"journal record {replayer.last_seq + 1} is missing"
             )
         if divergence is None:
-            divergence = await replayer.leftovers(target, whole_journal=to_seq is None or to_seq >= head)
-    records, events, trades, entries, legs = replayer.counts
-    return ReplayReport(target, records, events, trades, entries, legs, divergence, time.perf_counter() - started)
+            divergence = await replayer.leftovers(target, whole_journal)
+    records, events, trades, entries, legs, orders = replayer.counts
+    return ReplayReport(
+        target, records, events, trades, entries, legs, divergence, time.perf_counter() - started, orders
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- order books

@@ -132,6 +132,39 @@ async def test_a_changed_entry_kind_is_reported(pool, history, tamper):
     assert [f.field for f in divergence.fields] == ["kind"]
 
 
+async def test_a_changed_order_state_is_reported_at_its_last_change(pool, history, tamper):
+    trade = history.first_trade()
+    await tamper.execute("UPDATE orders SET status = 'cancelled' WHERE order_id = $1", trade.sell_order_id)
+    report = await replay(pool)
+    divergence = report.divergence
+    assert divergence is not None
+    assert (divergence.seq, divergence.table) == (trade.seq, "orders")
+    assert [(f.field, f.expected, f.stored) for f in divergence.fields] == [("status", "filled", "cancelled")]
+
+
+async def test_a_changed_live_order_is_reported(pool, history, tamper):
+    live = await tamper.conn.fetchrow("SELECT order_id, updated_seq FROM orders WHERE remaining > 0 ORDER BY order_id LIMIT 1")
+    await tamper.execute("UPDATE orders SET price = price - 1 WHERE order_id = $1", live["order_id"])
+    divergence = (await replay(pool)).divergence
+    assert divergence is not None
+    assert (divergence.seq, divergence.table) == (live["updated_seq"], "orders")
+
+
+async def test_an_order_row_no_command_produced_is_reported(pool, history, tamper):
+    await tamper.execute(
+        "INSERT INTO orders SELECT order_id + 1000, account, 'forged', symbol, side, type, price, quantity, remaining, "
+        "filled, notional_traded, time_in_force, expire_at_us, post_only, stp, status, cancel_reason, priority_seq, "
+        "created_seq, created_ts_us, updated_seq, updated_ts_us FROM orders WHERE order_id = 1"
+    )
+    divergence = (await replay(pool)).divergence
+    assert divergence is not None and divergence.table == "orders" and "no such order" in divergence.message
+
+
+async def test_orders_are_compared_only_when_replaying_to_the_end(pool, history):
+    assert (await replay(pool)).orders == await pool.conn.fetchval("SELECT count(*) FROM orders")
+    assert (await replay(pool, to_seq=history.last_seq - 1)).orders == 0
+
+
 async def test_a_changed_journal_command_makes_the_replay_diverge_at_its_seq(pool, history, tamper):
     seq = history.seqs_with(Trade)[0]
     await tamper.execute("UPDATE journal SET command = replace(command, ',120,', ',110,') WHERE seq = $1", seq)
