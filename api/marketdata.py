@@ -588,7 +588,7 @@ class MarketData:
                 market.book.set_level(Side.SELL, price, quantity, count)
             if instrument.state in CALL_STATES:
                 # The engine publishes the indicative auction as an event only when the book changes; recompute it.
-                result = engine._indicative(instrument, engine.books[symbol])  # noqa: SLF001 - a pure read
+                result = engine.indicative(symbol)
                 market.indicative = IndicativeAuction(seq, symbol, result.price, result.volume, result.surplus)
             self.markets[symbol] = market
             self.instruments[symbol] = instrument
@@ -882,7 +882,7 @@ async def start_marketdata(app: Any) -> None:
     hub = MarketData(
         app.state.sequencer,
         app.state.pg_pool,
-        queue_size=getattr(settings, "ws_queue_size", DEFAULT_QUEUE_SIZE),
+        queue_size=settings.ws_queue_size,
     )
     await hub.start()
     app.state.marketdata = hub

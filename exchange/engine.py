@@ -993,6 +993,10 @@ class Engine:
             required[key] = required.get(key, 0) + amount
         return required
 
+    def indicative(self, symbol: str) -> call_auction.Uncrossing:
+        """The price, volume and surplus an auction of this book would have now (read only)."""
+        return self._indicative(self.instruments[symbol], self.books[symbol])
+
     def next_timer_us(self) -> int | None:
         """When the next GTD order expires or volatility auction ends (the shell's timer sends a `ClockTick` then)."""
         heap = self._gtd

@@ -78,6 +78,7 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX trades_symbol_idx ON trades (symbol, trade_id)")
+    op.execute("CREATE INDEX trades_symbol_time_idx ON trades (symbol, ts_us)")
     op.execute("CREATE INDEX trades_buyer_idx ON trades (buyer, trade_id)")
     op.execute("CREATE INDEX trades_seller_idx ON trades (seller, trade_id)")
     op.execute(
