@@ -200,7 +200,9 @@ class Market:
     def cancel_all(self, account: str, symbol: str | None = None) -> list[Event]:
         return self.apply(CancelAll(account, symbol))
 
-    def amend(self, account: str, order_id: int, *, price: int | None = None, quantity: int | None = None) -> list[Event]:
+    def amend(
+        self, account: str, order_id: int, *, price: int | None = None, quantity: int | None = None
+    ) -> list[Event]:
         return self.apply(AmendOrder(account, order_id, price, quantity))
 
     def end_of_day(self, symbol: str | None = None) -> list[Event]:
@@ -221,7 +223,9 @@ class Market:
     def bbo(self, symbol: str = "ACME") -> tuple[int | None, int | None]:
         return self.engine.best_bid_offer(symbol)
 
-    def depth(self, symbol: str = "ACME", levels: int = 10) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    def depth(
+        self, symbol: str = "ACME", levels: int = 10
+    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         return self.engine.depth(symbol, levels)
 
     def queue(self, side: Side, price: int, symbol: str = "ACME") -> list[int]:
@@ -412,7 +416,9 @@ class RandomSession:
         rng = self.rng
         order = self.a_live_order()
         if order is None:
-            return AmendOrder(rng.choice(self.accounts), max(1, self.placed - rng.randint(0, 40)), quantity=rng.randint(0, 30))
+            return AmendOrder(
+                rng.choice(self.accounts), max(1, self.placed - rng.randint(0, 40)), quantity=rng.randint(0, 30)
+            )
         order_id, account, symbol, price, quantity = order
         lot = next(i.lot_size for i in self.instruments if i.symbol == symbol)
         new_price = new_quantity = None

@@ -364,9 +364,7 @@ class ReferenceExchange:
             raise Refused(RejectReason.WOULD_TAKE_LIQUIDITY)
         asset, amount, per_lot = self.order_hold(listing, c.side, price, c.quantity)
         if self.balance(c.account, asset)[0] < amount:
-            raise Refused(
-                RejectReason.INSUFFICIENT_FUNDS if c.side is Side.BUY else RejectReason.INSUFFICIENT_HOLDINGS
-            )
+            raise Refused(RejectReason.INSUFFICIENT_FUNDS if c.side is Side.BUY else RejectReason.INSUFFICIENT_HOLDINGS)
         if tif is TimeInForce.FOK:
             trial = copy.deepcopy(self)
             trial_order = trial.enter(c, listing.symbol, price, tif, asset, amount, per_lot)
@@ -408,9 +406,7 @@ class ReferenceExchange:
         if c.client_order_id is not None:
             self.client_ids[(c.account, c.client_order_id)] = order.order_id
         self.move_to_held(c.account, asset, amount)
-        self.out.append(
-            ("accepted", order.order_id, c.account, c.side, c.type, price, c.quantity, tif, asset, amount)
-        )
+        self.out.append(("accepted", order.order_id, c.account, c.side, c.type, price, c.quantity, tif, asset, amount))
         return order
 
     def rest(self, order: RestingOrder) -> None:
@@ -624,7 +620,18 @@ def describe(events: list[object]) -> list[Outcome]:
             described.append(("rejected", e.reason, e.order_id))
         elif isinstance(e, OrderAccepted):
             described.append(
-                ("accepted", e.order_id, e.account, e.side, e.type, e.price, e.quantity, e.tif, e.hold_asset, e.hold_amount)
+                (
+                    "accepted",
+                    e.order_id,
+                    e.account,
+                    e.side,
+                    e.type,
+                    e.price,
+                    e.quantity,
+                    e.tif,
+                    e.hold_asset,
+                    e.hold_amount,
+                )
             )
         elif isinstance(e, Trade):
             assert e.accrued == 0
@@ -649,7 +656,15 @@ def describe(events: list[object]) -> list[Outcome]:
             )
         elif isinstance(e, OrderCancelled):
             described.append(
-                ("cancelled", e.order_id, e.reason, e.cancelled_quantity, e.remaining, e.release_asset, e.release_amount)
+                (
+                    "cancelled",
+                    e.order_id,
+                    e.reason,
+                    e.cancelled_quantity,
+                    e.remaining,
+                    e.release_asset,
+                    e.release_amount,
+                )
             )
         elif isinstance(e, OrderAmended):
             described.append(

@@ -39,7 +39,9 @@ def instruments() -> list[Instrument]:
     jumpy.volatility_auction_us = 5_000_000
     return [
         equity("ACME", reference_price=100, band_bps=1_000),
-        equity("IMPX", reference_price=500, band_bps=500, lot_size=10, tick_value=37, maker_fee_bps=7, taker_fee_bps=25),
+        equity(
+            "IMPX", reference_price=500, band_bps=500, lot_size=10, tick_value=37, maker_fee_bps=7, taker_fee_bps=25
+        ),
         green,
         jumpy,
     ]

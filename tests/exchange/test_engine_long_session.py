@@ -83,7 +83,7 @@ def test_a_long_session_with_auctions_keeps_every_invariant_after_every_command(
                 else:
                     issued[event.asset] = issued.get(event.asset, 0) + event.amount
         for symbol, book in engine.books.items():
-            # A halt or suspension may interrupt a call phase: its orders wait, crossed, for the uncrossing on resumption.
+            # A halt or suspension may interrupt a call phase: its orders wait, crossed, for the uncrossing.
             if engine.instruments[symbol].state in (TradingState.OPEN, TradingState.CLOSED):
                 assert not book.is_crossed(), (seq, command)
                 assert not book.market_bids and not book.market_asks, (seq, command)

@@ -64,18 +64,40 @@ CASES: list[tuple[str, R, Case]] = [
     (
         "opening an auction-only instrument",
         R.INVALID_STATE_CHANGE,
-        with_book(then=lambda m: SetTradingState("ACME", TradingState.OPEN), auction_only=True, state=TradingState.CLOSED),
+        with_book(
+            then=lambda m: SetTradingState("ACME", TradingState.OPEN), auction_only=True, state=TradingState.CLOSED
+        ),
     ),
-    ("limit order without a price", R.PRICE_REQUIRED, with_book(then=lambda m: replace(limit("b", BUY, 1, 1), price=None))),
-    ("market order with a price", R.PRICE_NOT_ALLOWED, with_book(then=lambda m: replace(market("b", BUY, 1), price=100))),
+    (
+        "limit order without a price",
+        R.PRICE_REQUIRED,
+        with_book(then=lambda m: replace(limit("b", BUY, 1, 1), price=None)),
+    ),
+    (
+        "market order with a price",
+        R.PRICE_NOT_ALLOWED,
+        with_book(then=lambda m: replace(market("b", BUY, 1), price=100)),
+    ),
     ("price of zero ticks", R.PRICE_OUT_OF_RANGE, with_book(then=lambda m: limit("b", BUY, 1, 0), band_bps=0)),
     ("price of 2**53 ticks", R.PRICE_OUT_OF_RANGE, with_book(then=lambda m: limit("b", SELL, 1, 2**53), band_bps=0)),
     ("price above the band", R.PRICE_OUTSIDE_BAND, with_book(then=lambda m: limit("b", SELL, 1, 111))),
     ("price below the band", R.PRICE_OUTSIDE_BAND, with_book(then=lambda m: limit("b", BUY, 1, 89))),
-    ("quantity off the lot grid", R.QUANTITY_NOT_ON_LOT, with_book(then=lambda m: limit("b", BUY, 15, 100), lot_size=10)),
+    (
+        "quantity off the lot grid",
+        R.QUANTITY_NOT_ON_LOT,
+        with_book(then=lambda m: limit("b", BUY, 15, 100), lot_size=10),
+    ),
     ("quantity of zero", R.QUANTITY_OUT_OF_RANGE, with_book(then=lambda m: limit("b", BUY, 0, 100))),
-    ("quantity below the minimum", R.QUANTITY_OUT_OF_RANGE, with_book(then=lambda m: limit("b", BUY, 4, 100), min_quantity=5)),
-    ("quantity above the maximum", R.QUANTITY_OUT_OF_RANGE, with_book(then=lambda m: limit("b", BUY, 6, 100), max_quantity=5)),
+    (
+        "quantity below the minimum",
+        R.QUANTITY_OUT_OF_RANGE,
+        with_book(then=lambda m: limit("b", BUY, 4, 100), min_quantity=5),
+    ),
+    (
+        "quantity above the maximum",
+        R.QUANTITY_OUT_OF_RANGE,
+        with_book(then=lambda m: limit("b", BUY, 6, 100), max_quantity=5),
+    ),
     (
         "post-only immediate or cancel",
         R.INVALID_TIME_IN_FORCE,
@@ -99,7 +121,11 @@ CASES: list[tuple[str, R, Case]] = [
     ),
     ("cancel of an unknown order", R.UNKNOWN_ORDER, with_book(then=lambda m: CancelOrder("b", 77))),
     ("amend of an unknown order", R.UNKNOWN_ORDER, with_book(then=lambda m: AmendOrder("b", 77, quantity=1))),
-    ("cancel of another's order", R.NOT_YOUR_ORDER, with_book(limit("c", BUY, 1, 99), then=lambda m: CancelOrder("b", 1))),
+    (
+        "cancel of another's order",
+        R.NOT_YOUR_ORDER,
+        with_book(limit("c", BUY, 1, 99), then=lambda m: CancelOrder("b", 1)),
+    ),
     (
         "post-only that would cross",
         R.WOULD_TAKE_LIQUIDITY,
@@ -110,8 +136,16 @@ CASES: list[tuple[str, R, Case]] = [
         R.FOK_NOT_FILLABLE,
         with_book(limit("c", SELL, 1, 100), then=lambda m: limit("b", BUY, 2, 100, tif=TimeInForce.FOK)),
     ),
-    ("amend that changes nothing", R.NO_CHANGE, with_book(limit("b", BUY, 1, 99), then=lambda m: AmendOrder("b", 1, 99, 1))),
-    ("issuance by someone else", R.NOT_ISSUER, with_book(then=lambda m: IssueSecurities("b", "ACME", 1), issuer="coop")),
+    (
+        "amend that changes nothing",
+        R.NO_CHANGE,
+        with_book(limit("b", BUY, 1, 99), then=lambda m: AmendOrder("b", 1, 99, 1)),
+    ),
+    (
+        "issuance by someone else",
+        R.NOT_ISSUER,
+        with_book(then=lambda m: IssueSecurities("b", "ACME", 1), issuer="coop"),
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Self-trade prevention: an account never trades with itself; the incoming order's mode decides what happens."""
+"""Self-trade prevention in continuous trading: an account never trades with itself; the incoming order decides how."""
 
 from __future__ import annotations
 

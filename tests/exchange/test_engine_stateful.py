@@ -83,7 +83,9 @@ class EngineAgainstReference(RuleBasedStateMachine):
 
     def check_level_events(self, events: list[object], before: dict) -> None:
         """Every level the command changed is reported once, with its quantity and order count after the command."""
-        reported = [(e.symbol, e.side, e.price, e.quantity, e.order_count) for e in events if isinstance(e, BookLevelChanged)]
+        reported = [
+            (e.symbol, e.side, e.price, e.quantity, e.order_count) for e in events if isinstance(e, BookLevelChanged)
+        ]
         assert len({r[:3] for r in reported}) == len(reported), "a level reported twice"
         for symbol in INSTRUMENTS:
             for side in Side:
@@ -196,7 +198,9 @@ class EngineAgainstReference(RuleBasedStateMachine):
     )
     def place_market(self, account, symbol, side, lots, tif, stp, pause):
         instrument = INSTRUMENTS[symbol]
-        self.send(PlaceOrder(account, symbol, side, OrderType.MARKET, lots * instrument.lot_size, None, tif, stp=stp), pause)
+        self.send(
+            PlaceOrder(account, symbol, side, OrderType.MARKET, lots * instrument.lot_size, None, tif, stp=stp), pause
+        )
 
     @rule(
         account=accounts,
@@ -273,10 +277,18 @@ class EngineAgainstReference(RuleBasedStateMachine):
     def halt_then_resume(self, data, symbol, account, pause):
         """While halted, orders and amends are refused and cancels still work."""
         self.send(SetTradingState(symbol, TradingState.HALTED), pause)
-        self.send(PlaceOrder(account, symbol, Side.BUY, OrderType.LIMIT, INSTRUMENTS[symbol].lot_size, self.price_near(symbol, 0)))
+        self.send(
+            PlaceOrder(
+                account, symbol, Side.BUY, OrderType.LIMIT, INSTRUMENTS[symbol].lot_size, self.price_near(symbol, 0)
+            )
+        )
         self.send(AmendOrder(account, self.known_order_id(data), quantity=INSTRUMENTS[symbol].lot_size))
         self.send(CancelOrder(account, self.known_order_id(data)))
-        self.send(SetTradingState(symbol, data.draw(st.sampled_from([TradingState.OPEN, TradingState.OPEN, TradingState.HALTED]))))
+        self.send(
+            SetTradingState(
+                symbol, data.draw(st.sampled_from([TradingState.OPEN, TradingState.OPEN, TradingState.HALTED]))
+            )
+        )
         if self.reference.listings[symbol].state is not TradingState.OPEN:
             self.send(SetTradingState(symbol, TradingState.OPEN))
 
