@@ -164,6 +164,29 @@ def test_the_call_phase_book_can_be_cancelled_from():
     assert cancelled.release_amount == 1_020
 
 
+def test_a_cancel_during_a_call_phase_publishes_the_new_indicative_auction():
+    m = funded_market(equity())
+    m.set_state(PRE_OPEN)
+    m.place(limit("a", BUY, 10, 101))
+    sell = m.place_id(limit("c", SELL, 10, 100))
+
+    events = m.cancel("c", sell)
+
+    indicative = one(events, IndicativeAuction)
+    assert (indicative.price, indicative.volume) == (None, 0)
+
+
+def test_an_expiry_during_a_call_phase_publishes_the_new_indicative_auction():
+    m = funded_market(equity())
+    m.set_state(PRE_OPEN)
+    m.place(limit("a", BUY, 10, 101))
+    m.place(limit("c", SELL, 10, 100, tif=TimeInForce.DAY))
+
+    events = m.end_of_day()
+
+    assert one(events, IndicativeAuction).volume == 0
+
+
 # ---------------------------------------------------------------- halts, delisting, auction-only
 
 
