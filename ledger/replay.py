@@ -87,18 +87,14 @@ _ENTRIES = (
     "SELECT seq, idx, kind, (extract(epoch FROM ts) * 1000000)::bigint, order_id, trade_id FROM ledger_entries "
     "WHERE seq > $1 AND seq <= $2 ORDER BY seq, idx"
 )
-# An account that does not hold the leg's asset (impossible unless the tables were edited) shows in the asset column.
-_LEGS = """
-SELECT l.seq, l.idx, l.leg, d.owner, d.bucket, c.owner, c.bucket,
-       CASE WHEN d.asset = l.asset AND c.asset = l.asset THEN l.asset
-            ELSE l.asset || ' (accounts hold ' || coalesce(d.asset, '?') || '/' || coalesce(c.asset, '?') || ')' END,
-       l.amount
-  FROM ledger_legs l
-  LEFT JOIN ledger_accounts d ON d.id = l.debit_account_id
-  LEFT JOIN ledger_accounts c ON c.id = l.credit_account_id
- WHERE l.seq > $1 AND l.seq <= $2
- ORDER BY l.seq, l.idx, l.leg
-"""
+# Account ids are mapped to (owner, bucket, asset) in Python from one read of `ledger_accounts`: joining them in
+# SQL hashed the whole accounts table twice per window, which cost more than the legs themselves.
+_LEGS = (
+    "SELECT seq, idx, leg, debit_account_id, credit_account_id, asset, amount FROM ledger_legs "
+    "WHERE seq > $1 AND seq <= $2 ORDER BY seq, idx, leg"
+)
+_ACCOUNTS = "SELECT id, owner, bucket, asset FROM ledger_accounts"
+_UNKNOWN_ACCOUNT = ("?", "?", "?")
 
 _ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE order_id = ANY($1::bigint[]) ORDER BY order_id"
 _ORDERS_NOT_PRODUCED = (
@@ -197,6 +193,7 @@ class _Replayer:
         self.last_seq = 0
         self.last_trade_id = 0  # highest trade id compared so far
         self.counts = [0, 0, 0, 0, 0, 0]  # records, events, trades, entries, legs, orders
+        self.accounts: dict[int, tuple[str, str, str]] = {}
 
     def produce(self, records: Sequence[StoredRecord]) -> tuple[_Window, Divergence | None]:
         """Apply the records to the engine; the rows they must have stored, up to the first one that fails."""
@@ -251,7 +248,7 @@ class _Replayer:
         stored_events = await conn.fetch(_EVENTS, after_seq, to_seq)
         stored_trades = await conn.fetch(_TRADES, first_trade, last_trade) if last_trade > first_trade else []
         stored_entries = await conn.fetch(_ENTRIES, after_seq, to_seq)
-        stored_legs = await conn.fetch(_LEGS, after_seq, to_seq)
+        stored_legs = await self._legs(after_seq, to_seq)
         pairs = (
             ("events", window.events, stored_events),
             ("trades", window.trades, stored_trades),
@@ -280,6 +277,21 @@ class _Replayer:
         counts[3] += len(window.entries)
         counts[4] += len(window.legs)
         return first
+
+    async def _legs(self, after_seq: int, to_seq: int) -> list[tuple[Any, ...]]:
+        """Stored legs of the seqs, shaped like the produced ones (owner and bucket of each side, not ids)."""
+        rows = await self.conn.fetch(_LEGS, after_seq, to_seq)
+        accounts = self.accounts
+        if any(row[3] not in accounts or row[4] not in accounts for row in rows):
+            accounts.update((row[0], (row[1], row[2], row[3])) for row in await self.conn.fetch(_ACCOUNTS))
+        legs = []
+        for seq, idx, number, debit_id, credit_id, asset, amount in rows:
+            debit = accounts.get(debit_id, _UNKNOWN_ACCOUNT)
+            credit = accounts.get(credit_id, _UNKNOWN_ACCOUNT)
+            if debit[2] != asset or credit[2] != asset:  # impossible unless the tables were edited
+                asset = f"{asset} (accounts hold {debit[2]}/{credit[2]})"
+            legs.append((seq, idx, number, debit[0], debit[1], credit[0], credit[1], asset, amount))
+        return legs
 
     async def _compare_orders(self, expected: list[tuple[Any, ...]]) -> Divergence | None:
         if not expected:

@@ -123,6 +123,19 @@ async def test_a_leg_moved_to_another_owners_account_is_reported(pool, history, 
     assert [(f.field, f.expected, f.stored) for f in divergence.fields] == [("debit_owner", "alice", "carol")]
 
 
+async def test_a_leg_pointing_at_an_account_of_another_asset_is_reported(pool, history, tamper):
+    seq = history.seqs_with(BalanceChanged)[-1]  # alice's EUR withdrawal
+    await tamper.execute(
+        "UPDATE ledger_legs SET debit_account_id = (SELECT id FROM ledger_accounts "
+        "WHERE owner = 'alice' AND bucket = 'available' AND asset = 'COOP') WHERE seq = $1",
+        seq,
+    )
+    divergence = (await replay(pool)).divergence
+    assert divergence is not None
+    assert (divergence.seq, divergence.table) == (seq, "ledger_legs")
+    assert [(f.field, f.stored) for f in divergence.fields] == [("asset", "EUR (accounts hold COOP/EUR)")]
+
+
 async def test_a_changed_entry_kind_is_reported(pool, history, tamper):
     seq = history.seqs_with(Trade)[0]
     await tamper.execute("UPDATE ledger_entries SET kind = 'correction' WHERE seq = $1 AND kind = 'fill'", seq)
