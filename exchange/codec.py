@@ -19,18 +19,29 @@ from typing import Any
 from exchange import commands, events
 from exchange.instrument import BondTerms, Instrument
 
+def _is_record(obj: object) -> bool:
+    """A dataclass (commands, instruments) or a NamedTuple (events)."""
+    return isinstance(obj, type) and (
+        dataclasses.is_dataclass(obj) or (issubclass(obj, tuple) and hasattr(obj, "_fields"))
+    )
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    if dataclasses.is_dataclass(cls):
+        return tuple(f.name for f in dataclasses.fields(cls))
+    return tuple(cls._fields)  # type: ignore[attr-defined]
+
+
 _TYPES: dict[str, type] = {}
 for _module in (commands, events):
     for _name in dir(_module):
         _obj = getattr(_module, _name)
-        if isinstance(_obj, type) and dataclasses.is_dataclass(_obj) and _obj.__module__ == _module.__name__:
+        if _is_record(_obj) and _obj.__module__ == _module.__name__:
             _TYPES[_name] = _obj
 _TYPES["Instrument"] = Instrument
 _TYPES["BondTerms"] = BondTerms
 
-_FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TYPES.values()
-}
+_FIELDS: dict[type, tuple[str, ...]] = {cls: _field_names(cls) for cls in _TYPES.values()}
 
 
 class DecodeError(ValueError):

@@ -107,6 +107,10 @@ class Engine:
         self.balances = Balances()
         self._gtd: list[tuple[int, int]] = []  # (expire_at_us, order_id) min-heap, stale entries skipped
         self._auction_ends: list[tuple[int, str]] = []  # (end_us, symbol) of volatility auctions, min-heap
+        # Everything that ever entered the exchange, per asset (deposits less withdrawals, issuance less
+        # redemptions): every balance is bounded by it, so capping it keeps every balance storable in the ledger.
+        self.supply: dict[str, int] = {}
+        self._auction_end_of: dict[str, int] = {}  # the live volatility auction's end per symbol (heap entries may be stale)
         self.next_order_id = 1
         self.next_trade_id = 1
         self.last_seq = 0
@@ -116,6 +120,7 @@ class Engine:
         self._ts = 0
         self._events: list[Event] = []
         self._touched: dict[tuple[str, Side, int], None] = {}
+        self._call_books: dict[str, None] = {}  # books in a call phase whose indicative auction must be republished
         self._handlers: dict[type, Callable[[object], None]] = {
             ListInstrument: self._list_instrument,
             SetTradingState: self._set_trading_state,
@@ -144,6 +149,7 @@ class Engine:
         events: list[Event] = []
         self._events = events
         self._touched = {}
+        self._call_books = {}
         # Orders whose time has come never trade again, whatever the command: expire them first.
         if self._gtd and self._gtd[0][0] <= ts_us:
             self._expire_due()
@@ -162,15 +168,20 @@ class Engine:
                     getattr(command, "symbol", None),
                 )
             )
-        if self._touched:
-            self._publish_levels()
+        if self._touched or self._call_books:
+            self._publish_book_changes()
         return events
 
     # ------------------------------------------------------------------ listing and states
 
     def _list_instrument(self, cmd: ListInstrument) -> None:
         instrument = cmd.instrument
-        if instrument.symbol in self.instruments:
+        # A symbol that already names cash (or a currency that names a listed symbol) would mix money and securities.
+        if (
+            instrument.symbol in self.instruments
+            or instrument.symbol in self.supply
+            or instrument.currency in self.instruments
+        ):
             raise Rejected(RejectReason.INSTRUMENT_EXISTS)
         # The command is journalled as given: the engine keeps its own copy to mutate (state, reference price).
         instrument = replace(instrument, extra=dict(instrument.extra))
@@ -197,7 +208,7 @@ class Engine:
                 self._cancel_order(order, CancelReason.DELISTED)
             return
         if state in CALL_STATES:
-            self._publish_indicative(instrument, book)
+            self._call_books[instrument.symbol] = None
             return
         if state in (TradingState.OPEN, TradingState.CLOSED):
             # Orders collected in a call phase (perhaps interrupted by a halt) are matched at one price before
@@ -218,7 +229,7 @@ class Engine:
             raise Rejected(RejectReason.INVALID_STATE_CHANGE)
         book = self.books[cmd.symbol]
         self._uncross_and_clear_market_orders(instrument, book)
-        self._publish_indicative(instrument, book)
+        self._call_books[cmd.symbol] = None
 
     def _interrupt(self, instrument: Instrument) -> None:
         """Volatility interruption: stop continuous trading and collect orders in an auction for a while.
@@ -232,12 +243,17 @@ class Engine:
                 self._seq, instrument.symbol, previous, TradingState.VOLATILITY_AUCTION, "volatility_interruption"
             )
         )
-        heapq.heappush(self._auction_ends, (self._ts + instrument.volatility_auction_us, instrument.symbol))
+        end_us = self._ts + instrument.volatility_auction_us
+        self._auction_end_of[instrument.symbol] = end_us
+        heapq.heappush(self._auction_ends, (end_us, instrument.symbol))
 
     def _end_volatility_auctions(self) -> None:
         heap = self._auction_ends
         while heap and heap[0][0] <= self._ts:
-            _, symbol = heapq.heappop(heap)
+            end_us, symbol = heapq.heappop(heap)
+            if self._auction_end_of.get(symbol) != end_us:
+                continue  # the timer of an earlier interruption that ended some other way
+            del self._auction_end_of[symbol]
             instrument = self.instruments[symbol]
             # A halt, suspension or close in the meantime ends the interruption some other way.
             if instrument.state is TradingState.VOLATILITY_AUCTION:
@@ -259,6 +275,7 @@ class Engine:
             raise Rejected(RejectReason.INVALID_AMOUNT)
         if cmd.asset in self.instruments or cmd.account == VENUE:
             raise Rejected(RejectReason.INVALID_AMOUNT)
+        self._grow_supply(cmd.asset, cmd.amount)
         self.balances.of(cmd.account, cmd.asset).available += cmd.amount
         self._events.append(
             BalanceChanged(self._seq, cmd.account, cmd.asset, BalanceChangeKind.DEPOSIT, cmd.amount)
@@ -273,6 +290,7 @@ class Engine:
         if balance.available < cmd.amount:
             raise Rejected(RejectReason.INSUFFICIENT_FUNDS)
         balance.available -= cmd.amount
+        self.supply[cmd.asset] -= cmd.amount
         self._events.append(
             BalanceChanged(
                 self._seq, cmd.account, cmd.asset, BalanceChangeKind.WITHDRAWAL, cmd.amount
@@ -285,12 +303,19 @@ class Engine:
             raise Rejected(RejectReason.NOT_ISSUER)
         if not 0 < cmd.quantity <= MAX_AMOUNT or cmd.account == VENUE:
             raise Rejected(RejectReason.INVALID_AMOUNT)
+        self._grow_supply(cmd.symbol, cmd.quantity)
         self.balances.of(cmd.account, cmd.symbol).available += cmd.quantity
         self._events.append(
             BalanceChanged(
                 self._seq, cmd.account, cmd.symbol, BalanceChangeKind.ISSUANCE, cmd.quantity
             )
         )
+
+    def _grow_supply(self, asset: str, amount: int) -> None:
+        total = self.supply.get(asset, 0) + amount
+        if total > MAX_AMOUNT:
+            raise Rejected(RejectReason.INVALID_AMOUNT)
+        self.supply[asset] = total
 
     # ------------------------------------------------------------------ order entry
 
@@ -409,7 +434,6 @@ class Engine:
         )
         if calling:
             self._rest(order, book)
-            self._publish_indicative(instrument, book)
             return
         self._match(instrument, book, order)
         if order.remaining == 0:
@@ -422,7 +446,7 @@ class Engine:
                 )
             else:
                 self._rest(order, book)
-            self._publish_indicative(instrument, book)
+            self._call_books[order.symbol] = None
             return
         if cmd.type is OrderType.MARKET:
             self._finish_unrested(order, CancelReason.MARKET_REMAINDER)
@@ -468,6 +492,7 @@ class Engine:
         if order.type is OrderType.MARKET:
             queue = book.market_bids if order.side is Side.BUY else book.market_asks
             queue[order.order_id] = order
+            self._call_books[order.symbol] = None
         else:
             book.side(order.side).add(order)
             self._touched[(order.symbol, order.side, order.price)] = None
@@ -503,7 +528,6 @@ class Engine:
                 else:
                     self._execute(instrument, opposite, level, taker, maker)
                 maker = following
-        assert not book.is_crossed() or instrument.state in CALL_STATES
 
     def _execute(
         self, instrument: Instrument, opposite: BookSide, level: PriceLevel, taker: Order, maker: Order
@@ -628,6 +652,7 @@ class Engine:
             book = self.books[order.symbol]
             queue = book.market_bids if order.side is Side.BUY else book.market_asks
             del queue[order.order_id]
+            self._call_books[order.symbol] = None
         else:
             self.books[order.symbol].side(order.side).remove(order)
             self._touched[(order.symbol, order.side, order.price)] = None
@@ -831,7 +856,6 @@ class Engine:
         if calling:
             side.add(order)
             self._touched[(order.symbol, order.side, order.price)] = None
-            self._publish_indicative(instrument, book)
             return
         # A re-priced order is a new arrival at its new price: it may trade before it rests.
         self._match(instrument, book, order)
@@ -840,8 +864,6 @@ class Engine:
             return
         side.add(order)
         self._touched[(order.symbol, order.side, order.price)] = None
-        if instrument.state in CALL_STATES:  # it triggered a volatility interruption
-            self._publish_indicative(instrument, book)
 
     # ------------------------------------------------------------------ call auctions
 
@@ -949,7 +971,15 @@ class Engine:
             raise Rejected(RejectReason.UNKNOWN_INSTRUMENT)
         return instrument
 
-    def _publish_levels(self) -> None:
+    def _publish_book_changes(self) -> None:
+        """After a command: the indicative auction of every call-phase book it changed, then every changed level."""
+        call_books = self._call_books
+        for symbol, _, _ in self._touched:
+            call_books[symbol] = None
+        for symbol in call_books:
+            instrument = self.instruments[symbol]
+            if instrument.state in CALL_STATES:
+                self._publish_indicative(instrument, self.books[symbol])
         for symbol, side, price in self._touched:
             book = self.books[symbol]
             level = book.side(side).levels.get(price)

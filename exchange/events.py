@@ -1,14 +1,16 @@
 """Events: what the core says happened, in order, for each command.
 
-Every event carries the sequence number of the command that caused it. Holds, releases and settlement amounts travel
+Events are immutable records (`NamedTuple`: as cheap to build as a tuple, which matters because every command
+builds several; a frozen dataclass costs eight times more per field). Every event carries the sequence number of the
+command that caused it. Holds, releases and settlement amounts travel
 on the order and trade events themselves (`hold_amount`, `release_amount`, `buyer_release`, fees), so that the ledger can
 turn each event into balanced postings without recomputing any rule, and a replay can compare them field by field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from exchange.instrument import TradingState
 from exchange.orders import CancelReason, OrderType, SelfTradePrevention, Side, TimeInForce
@@ -21,14 +23,12 @@ class BalanceChangeKind(StrEnum):
     ISSUANCE = "issuance"
 
 
-@dataclass(frozen=True, slots=True)
-class InstrumentListed:
+class InstrumentListed(NamedTuple):
     seq: int
     symbol: str
 
 
-@dataclass(frozen=True, slots=True)
-class TradingStateChanged:
+class TradingStateChanged(NamedTuple):
     seq: int
     symbol: str
     previous: TradingState
@@ -36,8 +36,7 @@ class TradingStateChanged:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class BalanceChanged:
+class BalanceChanged(NamedTuple):
     """Money or securities entering or leaving the exchange: deposit, withdrawal, issuance."""
 
     seq: int
@@ -47,8 +46,7 @@ class BalanceChanged:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRejected:
+class CommandRejected(NamedTuple):
     """A command refused with a reason; nothing else changed.
 
     `order_id` names the order the command was about (a cancel or amend), or, for a duplicate client order id, the
@@ -63,8 +61,7 @@ class CommandRejected:
     symbol: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OrderAccepted:
+class OrderAccepted(NamedTuple):
     seq: int
     order_id: int
     account: str
@@ -82,8 +79,7 @@ class OrderAccepted:
     hold_amount: int  # moved from available to held
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     """One execution between a resting (maker) and an incoming (taker) order, at the maker's price.
 
     Cash: the buyer pays `cash + accrued + buyer_fee` out of held cash; the seller receives `cash + accrued - seller_fee`;
@@ -112,8 +108,7 @@ class Trade:
     sell_remaining: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderCancelled:
+class OrderCancelled(NamedTuple):
     """Quantity taken off an order without trading: a cancel, an expiry, a remainder, a self-trade decrement.
 
     `remaining` is what is left after it (0 unless a self-trade decrement left the order live).
@@ -130,8 +125,7 @@ class OrderCancelled:
     release_amount: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderAmended:
+class OrderAmended(NamedTuple):
     """A resting order's new price and total quantity. `hold_delta` > 0 held more, < 0 released."""
 
     seq: int
@@ -146,8 +140,7 @@ class OrderAmended:
     hold_delta: int
 
 
-@dataclass(frozen=True, slots=True)
-class BookLevelChanged:
+class BookLevelChanged(NamedTuple):
     """The aggregated level-2 view of one price level after the command (quantity 0: the level is gone)."""
 
     seq: int
@@ -158,8 +151,7 @@ class BookLevelChanged:
     order_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class IndicativeAuction:
+class IndicativeAuction(NamedTuple):
     """During a call phase: the price and volume the auction would have if it uncrossed now, and the surplus."""
 
     seq: int
@@ -169,8 +161,7 @@ class IndicativeAuction:
     surplus: int
 
 
-@dataclass(frozen=True, slots=True)
-class AuctionUncrossed:
+class AuctionUncrossed(NamedTuple):
     """A call phase ended: the single price all its executions got (None: nothing could trade) and the rule that set it."""
 
     seq: int
