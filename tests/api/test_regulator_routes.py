@@ -220,7 +220,8 @@ async def test_ledger_entries_of_one_asset(client, regulator):
 
 async def test_journal_pages_carry_what_anyone_needs_to_recompute_the_chain(client, regulator, history):
     records = await fetch_all(client, regulator, "/v1/regulator/journal", "records", limit=4)
-    assert [r["seq"] for r in records] == list(range(1, history.last_seq + 1))
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert len(records) >= history.last_seq
     running = GENESIS
     for record in records:
         assert record["prev_hash"] == running.hex()
@@ -258,9 +259,10 @@ async def test_export_of_the_journal_is_one_line_per_record_of_the_range(client,
     assert [line["seq"] for line in lines] == list(range(3, 10))
 
 
-async def test_export_defaults_to_the_whole_journal(client, regulator, history):
-    lines = await export(client, regulator, kind="journal")
-    assert len(lines) == history.last_seq
+async def test_export_defaults_to_the_whole_journal(app, client, regulator, history):
+    response = await client.get("/v1/regulator/export", params={"kind": "journal"}, headers=regulator)
+    lines = response.text.splitlines()
+    assert len(lines) == int(response.headers["x-export-to-seq"]) >= history.last_seq
 
 
 async def test_export_of_events_covers_exactly_the_seq_range(app, client, regulator):
@@ -318,7 +320,8 @@ async def test_replay_answers_identical(client, regulator, history):
     response = await client.post("/v1/regulator/replay", json={}, headers=regulator)
     assert response.status_code == 200, response.text
     report = response.json()
-    assert (report["identical"], report["records"]) == (True, history.last_seq)
+    assert report["identical"] is True
+    assert report["records"] == report["to_seq"] >= history.last_seq  # the app's own timer may have added records
 
 
 async def test_replay_reports_a_changed_trade_at_its_seq(app, client, regulator, history):
@@ -339,6 +342,21 @@ async def test_replay_reports_a_changed_trade_at_its_seq(app, client, regulator,
     divergence = report["divergence"]
     assert (divergence["seq"], divergence["table"]) == (trade.seq, "trades")
     assert divergence["fields"] == [{"field": "quantity", "expected": trade.quantity, "stored": trade.quantity - 1}]
+
+
+async def test_a_second_check_while_one_runs_is_409(app, client, regulator):
+    from api.routes.regulator import _audit_lock
+
+    class Holder:
+        def __init__(self) -> None:
+            self.app = app
+
+    lock = _audit_lock(Holder())  # the lock the routes use
+    async with lock:
+        response = await client.post("/v1/regulator/verify", headers=regulator)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "AUDIT_IN_PROGRESS"
+    assert "retry-after" in response.headers
 
 
 @pytest.mark.parametrize(
