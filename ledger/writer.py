@@ -1,9 +1,9 @@
 """The ledger's hot path: write a batch of entries, their legs and the balance changes inside the caller's
 transaction, with raw asyncpg.
 
-One `write` costs at most four round trips whatever the batch size: accounts not yet known are created (or
+One `write` costs at most four statements whatever the batch size: accounts not yet known are created (or
 found) in one statement, entries and legs go in by COPY, and every touched account's balance moves by one
-UPDATE of all of them. The writer keeps two things in memory between batches, both possibly ahead of the
+UPDATE of all of them (a small batch sends entries, legs and balances as arrays in one statement). The writer keeps two things in memory between batches, both possibly ahead of the
 database if a transaction rolls back, which is why the caller must `reset()` after a rollback:
 
 - account ids, so that steady-state batches need no lookup;
@@ -53,6 +53,22 @@ SELECT a.id, a.owner, a.bucket, a.asset, false FROM ledger_accounts a JOIN wante
 _MOVE_BALANCES = """
 UPDATE ledger_balances b SET balance = b.balance + d.delta, last_seq = d.last_seq
   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(account_id, delta, last_seq)
+ WHERE b.account_id = d.account_id
+"""
+
+# A small batch (a quiet market: one command per commit) goes in one round trip instead of five; COPY wins
+# for big ones (multi-row heap inserts, no arrays to build). Measured crossover: a few thousand legs.
+_SMALL_BATCH_LEGS = 1_000
+_WRITE_SMALL_BATCH = """
+WITH entries AS (
+    INSERT INTO ledger_entries (seq, idx, kind, ts, order_id, trade_id)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
+), legs AS (
+    INSERT INTO ledger_legs (seq, idx, leg, debit_account_id, credit_account_id, asset, amount)
+    SELECT * FROM unnest($7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
+)
+UPDATE ledger_balances b SET balance = b.balance + d.delta, last_seq = d.last_seq
+  FROM unnest($14::bigint[], $15::bigint[], $16::bigint[]) AS d(account_id, delta, last_seq)
  WHERE b.account_id = d.account_id
 """
 
@@ -132,13 +148,15 @@ class LedgerWriter:
             if missing:
                 raise LedgerWriteError(f"accounts {sorted(missing)} still unknown after resolving them")
         entry_rows, leg_rows, deltas, last_seqs = rows
-        await conn.copy_records_to_table("ledger_entries", records=entry_rows, columns=_ENTRY_COLUMNS)
-        await conn.copy_records_to_table("ledger_legs", records=leg_rows, columns=_LEG_COLUMNS)
         account_ids = sorted(deltas)  # ids grow with the table: sorted, the UPDATE visits pages in order
+        moves = (account_ids, [deltas[a] for a in account_ids], [last_seqs[a] for a in account_ids])
         try:
-            status = await conn.execute(
-                _MOVE_BALANCES, account_ids, [deltas[a] for a in account_ids], [last_seqs[a] for a in account_ids]
-            )
+            if len(leg_rows) <= _SMALL_BATCH_LEGS:
+                status = await conn.execute(_WRITE_SMALL_BATCH, *zip(*entry_rows), *zip(*leg_rows), *moves)
+            else:
+                await conn.copy_records_to_table("ledger_entries", records=entry_rows, columns=_ENTRY_COLUMNS)
+                await conn.copy_records_to_table("ledger_legs", records=leg_rows, columns=_LEG_COLUMNS)
+                status = await conn.execute(_MOVE_BALANCES, *moves)
         except asyncpg.CheckViolationError as exc:
             rejected = self._rejection(exc)
             if rejected is None:

@@ -220,3 +220,36 @@ async def test_an_empty_batch_writes_nothing(conn):
     result = await write(conn, LedgerWriter(), [])
     assert (result.entries, result.legs, result.high_water) == (0, 0, None)
     assert await counts(conn) == (0, 0, 0)
+
+
+def round_trips(first_seq: int, count: int, amount: int) -> list[Entry]:
+    """`count` holds and releases of `amount` EUR by alice, two entries per seq."""
+    entries = []
+    for seq in range(first_seq, first_seq + count):
+        entries.append(entry(seq, EntryKind.HOLD, Leg(available("alice"), held("alice"), "EUR", amount)))
+        entries.append(
+            entry(seq, EntryKind.RELEASE, Leg(held("alice"), available("alice"), "EUR", amount), index=1)
+        )
+    return entries
+
+
+async def test_a_big_batch_lands_like_small_ones(conn):
+    writer = LedgerWriter()
+    await write(conn, writer, funding())
+    big = round_trips(3, 700, 10) + [entry(703, EntryKind.HOLD, Leg(available("alice"), held("alice"), "EUR", 7))]
+    result = await write(conn, writer, big)
+    assert (result.entries, result.legs) == (1_401, 1_401)
+    assert await balances_of(conn, "alice") == {("EUR", Bucket.AVAILABLE): 9_993, ("EUR", Bucket.HELD): 7}
+    assert await reconcile_balances(conn) == []
+
+
+async def test_a_big_batch_overdrawing_is_rejected_whole(conn):
+    writer = LedgerWriter()
+    await write(conn, writer, funding())
+    before = (await counts(conn), await all_balances(conn))
+    big = round_trips(3, 700, 10) + [entry(703, EntryKind.HOLD, Leg(available("alice"), held("alice"), "EUR", 10_001))]
+    with pytest.raises(LedgerRejected) as rejected:
+        await write(conn, writer, big)
+    assert (rejected.value.account, rejected.value.balance) == (available("alice"), -1)
+    writer.reset()
+    assert (await counts(conn), await all_balances(conn)) == before
