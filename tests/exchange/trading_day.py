@@ -24,7 +24,7 @@ from api.schedule import SENDER, SessionSchedule, due_commands, session_events
 from exchange.accounts import VENUE
 from exchange.commands import ClockTick, Command, Deposit, IssueSecurities, ListInstrument, Withdraw
 from exchange.engine import Engine
-from exchange.events import Event
+from exchange.events import CommandRejected, Event
 from exchange.instrument import CALL_STATES, Instrument, TradingState
 from exchange.orders import TimeInForce
 from tests.exchange.factories import BUY, EUR, SELL, equity, limit, market
@@ -158,7 +158,7 @@ class EngineDay:
         return events
 
     def _account_for(self, command: Command, events: list[Event]) -> None:
-        if any(type(e).__name__ == "CommandRejected" for e in events):
+        if any(isinstance(e, CommandRejected) for e in events):
             return
         if isinstance(command, Deposit):
             self.injected[command.asset] = self.injected.get(command.asset, 0) + command.amount

@@ -17,7 +17,7 @@ import pytest
 from api.schedule import SENDER, ScheduleTimer, session_events
 from api.sequencer import Sequencer
 from exchange import codec
-from exchange.commands import ClockTick, EndOfDay, SetTradingState
+from exchange.commands import ClockTick, EndOfDay, RunAuction, SetTradingState
 from exchange.engine import Engine
 from exchange.instrument import TradingState
 from ledger.queries import reconcile_balances, trial_balance
@@ -141,7 +141,7 @@ async def test_the_calendar_s_commands_are_journalled_as_sent_by_the_schedule(se
         (at(17, 35), "COOP", TradingState.CLOSED),
     ]
     assert sent[-1] == (at(17, 35), EndOfDay(None))
-    assert sum(1 for _, c in sent if type(c).__name__ == "RunAuction") == 9
+    assert sum(1 for _, c in sent if isinstance(c, RunAuction)) == 9
 
 
 async def test_the_day_through_the_sequencer_ends_where_the_engine_alone_ends(sequenced_day):
