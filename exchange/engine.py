@@ -743,10 +743,12 @@ class Engine:
     def _end_of_day(self, cmd: EndOfDay) -> None:
         if cmd.symbol is not None:
             self._instrument(cmd.symbol)
+        # DAY orders end with the day, and so do market orders still waiting for an auction that did not happen.
         due = [
             o
             for o in self.orders.values()
-            if o.tif is TimeInForce.DAY and (cmd.symbol is None or o.symbol == cmd.symbol)
+            if (o.tif is TimeInForce.DAY or o.type is OrderType.MARKET)
+            and (cmd.symbol is None or o.symbol == cmd.symbol)
         ]
         for order in due:
             self._cancel_order(order, CancelReason.EXPIRED)
@@ -945,7 +947,12 @@ class Engine:
                     level.quantity -= quantity
                     order.remaining -= quantity
                     self._touched[(order.symbol, order.side, order.price)] = None
-            self._settle_auction(instrument, buy, sell, price, quantity, fee_bps)
+            if buy.account == sell.account:
+                # No wash trade: an account matched with itself loses that quantity on both orders, trading nothing.
+                self._self_match_in_auction(buy, quantity)
+                self._self_match_in_auction(sell, quantity)
+            else:
+                self._settle_auction(instrument, buy, sell, price, quantity, fee_bps)
             for order in (buy, sell):
                 if order.remaining == 0:
                     if order.type is OrderType.MARKET:
@@ -955,6 +962,25 @@ class Engine:
                         book.side(order.side).remove(order)
                     self._forget(order)
         assert not book.is_crossed(), "an uncrossing leaves no crossed book behind"
+
+    def _self_match_in_auction(self, order: Order, quantity: int) -> None:
+        """Book the quantity already taken off `order` in an uncrossing as a self-trade cancellation."""
+        if order.remaining:
+            order.quantity -= quantity
+        asset, amount = self._release_for(order, quantity)
+        self._events.append(
+            OrderCancelled(
+                self._seq,
+                order.order_id,
+                order.account,
+                order.symbol,
+                CancelReason.SELF_TRADE,
+                quantity,
+                order.remaining,
+                asset,
+                amount,
+            )
+        )
 
     def _settle_auction(
         self, instrument: Instrument, buy: Order, sell: Order, price: int, quantity: int, fee_bps: int

@@ -57,8 +57,8 @@ class CancelReason(StrEnum):
 class Order:
     """A live order. Mutable, and linked into its price level's FIFO queue (prev/next) for O(1) removal.
 
-    `remaining` is what can still trade; `filled` what has traded; `quantity` the current total
-    (`filled + remaining + quantity removed by self-trade decrements`). `hold_per_lot` is the cash a buy keeps held per
+    `remaining` is what can still trade; `filled` what has traded; `quantity` the current total, `filled + remaining`
+    while the order lives (a self-trade decrement or an amend lowers it). `hold_per_lot` is the cash a buy keeps held per
     remaining lot (limit notional, the fee bound and, for bonds, the accrued-interest bound), so the held cash of a buy
     is always exactly `remaining // lot_size * hold_per_lot`; for a sell the held securities are `remaining`.
     """

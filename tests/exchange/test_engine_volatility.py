@@ -123,3 +123,24 @@ def test_an_auction_only_instrument_never_opens_for_continuous_trading():
     m = funded_market(equity(state=TradingState.PRE_OPEN, auction_only=True))
     events = m.set_state(TradingState.OPEN)
     assert one(events, CommandRejected).reason is RejectReason.INVALID_STATE_CHANGE
+
+
+def test_an_auction_never_trades_an_account_with_itself():
+    m = funded_market(equity(state=TradingState.PRE_OPEN))
+    m.place(limit("a", BUY, 10, 101))
+    m.place(limit("a", SELL, 4, 99))
+    m.place(limit("b", SELL, 6, 100))
+    events = m.set_state(TradingState.OPEN)
+    trades = of_type(events, Trade)
+    assert all(t.buyer != t.seller for t in trades)
+    assert m.holds_match()
+    # The self-matched quantity left both of a's orders without a trade or a fee.
+    assert m.engine.open_orders("a") == []
+
+
+def test_end_of_day_expires_market_orders_waiting_for_an_auction():
+    m = funded_market(equity(state=TradingState.PRE_OPEN))
+    m.place(market("b", BUY, 5))
+    m.end_of_day()
+    assert m.engine.open_orders("b") == []
+    assert m.balance("b") == (1_000_000, 0)
