@@ -8,6 +8,8 @@ Claims (issue 5), each printed PASS or FAIL:
 cancels and amends), after the listing, deposits and issuance (committed first, not timed). The baseline, in the
 same run, is the bare engine (`Engine.apply` alone) on the very same commands. Saturation is tried with several
 `batch_max` values, and one extra saturation run is profiled with cProfile (top functions, and time per layer).
+Also printed: the CPU time of each step the sequencer does per command before touching the database (which bounds
+the throughput whatever PostgreSQL does), and the time each statement of the batch writes took.
 
 synchronous_commit is forced ON for the sequencer's sessions (the server default is printed too), so every ack
 waits for the WAL to reach the disk. The server is DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres;
@@ -32,11 +34,15 @@ import asyncpg
 
 from api.sequencer import Sequencer
 from benchmarks._report import json_line, machine, percentile, table, verdict
-from benchmarks.engine import engine_run
-from benchmarks.workload import ACCOUNTS, mixed_commands, setup_commands
+from benchmarks.engine import engine_run, fresh_engine
+from benchmarks.workload import ACCOUNTS, TS0_US, mixed_commands, setup_commands
+from exchange import codec
 from exchange.commands import Command
-from exchange.events import CommandRejected
-from ledger.batch import Batch, BatchStore
+from exchange.events import CommandRejected, Trade
+from ledger.batch import Batch, BatchStore, event_row, trade_row
+from ledger.journal import GENESIS, JournalRecord
+from ledger.projection import OrderProjection
+from ledger.settlement import entries_for
 from ledger.migrate import upgrade_to_head_async
 from ledger.postgres import asyncpg_dsn, create_database, database_url_for, drop_database
 
@@ -226,6 +232,48 @@ async def running_sequencer(server: str, name: str, template: str, batch_max: in
             await pool.close()
 
 
+def python_side_costs(commands: Sequence[Command], accounts: Sequence[str]) -> list[tuple[str, float]]:
+    """CPU seconds of each step the sequencer does per command before any database work, over `commands`.
+
+    The steps of `Sequencer._process`, one by one, each timed with thread_time (other processes do not count)."""
+    engine, seq = fresh_engine((), accounts)
+    projection = OrderProjection()
+    steps = (
+        "Engine.apply",
+        "codec.encode(command)",
+        "JournalRecord.next (sha256 chain)",
+        "codec.encode(events) + event_row",
+        "trade_row",
+        "settlement.entries_for",
+        "OrderProjection.apply",
+    )
+    spent = dict.fromkeys(steps, 0)
+    clock = time.thread_time_ns
+    prev_hash = GENESIS
+    for command in commands:
+        ts = TS0_US + seq
+        t0 = clock()
+        events = engine.apply(seq, ts, command)
+        t1 = clock()
+        body = codec.encode(command)
+        t2 = clock()
+        prev_hash = JournalRecord.next(prev_hash, seq, ts, SENDER, body).hash
+        t3 = clock()
+        rows = [event_row(seq, idx, event, codec.encode(event)) for idx, event in enumerate(events)]
+        t4 = clock()
+        trades = [trade_row(event, ts) for event in events if type(event) is Trade]
+        t5 = clock()
+        entries = entries_for(seq, ts, events)
+        t6 = clock()
+        projection.apply(seq, ts, events)
+        t7 = clock()
+        for step, (started, ended) in zip(steps, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6), (t6, t7))):
+            spent[step] += ended - started
+        seq += 1
+        del rows, trades, entries
+    return [(step, ns / 1e9) for step, ns in spent.items()]
+
+
 def layer_of(filename: str, function: str) -> str:
     if "/exchange/" in filename:
         return "engine (exchange/)"
@@ -280,8 +328,16 @@ async def run(args: argparse.Namespace) -> None:
     wall, _, engine = engine_run(saturation_commands, accounts=accounts)
     engine_rate = count / wall
     del engine
+    costed = min(count, 50_000)
+    costs = python_side_costs(saturation_commands[:costed], accounts)
+    per_command = sum(seconds for _, seconds in costs) / costed
 
     results: list[tuple[str, str]] = [("bare engine, same commands", f"{engine_rate:>10,.0f} commands/s")]
+    results.append((
+        "sequencer's Python work per command, no database",
+        f"{per_command * 1e6:>10.1f} us CPU (so at most {1 / per_command:,.0f} commands/s)",
+    ))
+    results.extend((f"  {step}", f"{seconds / costed * 1e6:>10.1f} us") for step, seconds in costs)
     saturation: dict[int, float] = {}
     try:
         await prepared_template(server, base, setup)
