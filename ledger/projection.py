@@ -69,9 +69,12 @@ ORDER_COLUMNS = tuple(OrderRow.__dataclass_fields__)
 
 
 class OrderProjection:
-    def __init__(self) -> None:
+    """`strict=False` folds a partial stream (one command's events) and skips orders it has not seen accepted."""
+
+    def __init__(self, strict: bool = True) -> None:
         self.live: dict[int, OrderRow] = {}
         self.dirty: dict[int, OrderRow] = {}
+        self.strict = strict
 
     def apply(self, seq: int, ts_us: int, events: list[Event]) -> None:
         for event in events:
@@ -108,6 +111,8 @@ class OrderProjection:
                 self._fill(event.sell_order_id, event.quantity, event.cash, event.sell_remaining, seq, ts_us)
             elif kind is OrderCancelled:
                 row = self._touch(event.order_id, seq, ts_us)
+                if row is None:
+                    continue
                 row.remaining = event.remaining
                 if event.remaining == 0:
                     row.status = (
@@ -121,14 +126,19 @@ class OrderProjection:
                     row.quantity -= event.cancelled_quantity
             elif kind is OrderAmended:
                 row = self._touch(event.order_id, seq, ts_us)
+                if row is None:
+                    continue
                 row.price = event.price
                 row.quantity = event.quantity
                 row.remaining = event.remaining
                 if not event.priority_kept:
                     row.priority_seq = seq
 
-    def _touch(self, order_id: int, seq: int, ts_us: int) -> OrderRow:
-        row = self.live[order_id]
+    def _touch(self, order_id: int, seq: int, ts_us: int) -> OrderRow | None:
+        row = self.live.get(order_id)
+        if row is None:
+            assert not self.strict, f"order {order_id} changed before it was accepted"
+            return None
         row.updated_seq = seq
         row.updated_ts_us = ts_us
         self.dirty[order_id] = row
@@ -136,6 +146,8 @@ class OrderProjection:
 
     def _fill(self, order_id: int, quantity: int, cash: int, remaining: int, seq: int, ts_us: int) -> None:
         row = self._touch(order_id, seq, ts_us)
+        if row is None:
+            return
         row.filled += quantity
         row.notional_traded += cash
         row.remaining = remaining

@@ -41,6 +41,7 @@ from exchange.instrument import Instrument
 from exchange.orders import OrderType, Side, TimeInForce
 from exchange.rejects import RejectReason
 from ledger.entries import Bucket
+from ledger.projection import ORDER_COLUMNS, OrderProjection
 from ledger.queries import balances_of
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -251,8 +252,11 @@ async def place_order(
             accepted = event
             break
     assert accepted is not None, "an order is either rejected or accepted"
-    async with request.app.state.pg_pool.acquire() as conn:
-        row = await conn.fetchrow(ORDER_SELECT + " WHERE order_id = $1", accepted.order_id)
+    # The committed events say everything about the new order: fold them instead of reading it back.
+    projection = OrderProjection(strict=False)
+    projection.apply(outcome.seq, outcome.ts_us, outcome.events)
+    order_row = projection.dirty[accepted.order_id]
+    row = {name: getattr(order_row, name) for name in ORDER_COLUMNS}
     fills = [
         fill_view(instrument, _trade_record(event, outcome.ts_us), principal.participant_id, outcome.ts_us)
         for event in outcome.events
