@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from api import health, marketdata, metrics, sequencer_errors, ws
+from api import health, marketdata, metrics, schedule, sequencer_errors, ws
 from api.routes import market, operator, orders, participants
 from api.errors import install_error_handlers
 from api.lifecycle import Component, lifespan
@@ -36,6 +36,8 @@ def default_components(settings: Settings) -> list[Component]:
         Component("sequencer", start_sequencer, stop_sequencer),
         Component("marketdata", marketdata.start_marketdata, marketdata.stop_marketdata),
         Component("metrics", metrics.start_metrics),
+        # Last to start, first to stop: the trading calendar sends commands only while everything else runs.
+        Component("schedule", schedule.start_schedule, schedule.stop_schedule),
     ]
 
 
