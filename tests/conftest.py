@@ -14,9 +14,14 @@ databases left behind by a killed run on this host are dropped by the next sessi
 
 from __future__ import annotations
 
+import os
+
+# The calendar timer would change trading states at session boundaries (or at night) in the middle of a test:
+# tests drive states themselves. Set before the app is imported anywhere.
+os.environ.setdefault("EXCHANGE_SCHEDULE", "off")
+
 import hashlib
 import itertools
-import os
 import re
 import shutil
 import socket
