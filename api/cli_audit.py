@@ -154,7 +154,9 @@ def _rfc3339_us(text: str) -> int:
 
 
 def replay_command(
-    to_seq: Annotated[int | None, typer.Option(min=0, help="Replay up to this seq (default: the whole journal).")] = None,
+    to_seq: Annotated[
+        int | None, typer.Option(min=0, help="Replay up to this seq (default: the whole journal).")
+    ] = None,
     book: Annotated[
         str | None, typer.Option(help="Print this instrument's order book (at --at-seq/--at-time) instead.")
     ] = None,
@@ -170,7 +172,8 @@ def replay_command(
     if book is None and (at_seq is not None or at_time is not None):
         raise typer.BadParameter("--at-seq and --at-time go with --book SYMBOL")
     if book is not None:
-        _print_book(book, at_seq if at_seq is not None else to_seq, None if at_time is None else _rfc3339_us(at_time), as_json)
+        seq = at_seq if at_seq is not None else to_seq
+        _print_book(book, seq, None if at_time is None else _rfc3339_us(at_time), as_json)
         return
     from ledger.replay import replay
 
@@ -259,14 +262,16 @@ def _print_book(symbol: str, seq: int | None, at_ts_us: int | None, as_json: boo
     if as_json:
         _print_json(document)
         return
-    typer.echo(f"{symbol} after seq {document['seq']} ({document['time'] or 'before any record'}), {document['trading_state']}")
+    moment = document["time"] or "before any record"
+    typer.echo(f"{symbol} after seq {document['seq']} ({moment}), {document['trading_state']}")
     typer.echo(f"{'side':<5} {'price':>14} {'quantity':>14} {'orders':>6}   queue (order id account remaining)")
     for name, side in (("ask", reversed(document["asks"])), ("bid", document["bids"])):
         for level in side:
             queue = ", ".join(f"{o['order_id']} {o['account']} {o['remaining_quantity']}" for o in level["orders"])
             typer.echo(f"{name:<5} {level['price']:>14} {level['quantity']:>14} {level['order_count']:>6}   {queue}")
     for o in document["auction_market_orders"]:
-        typer.echo(f"market {o['side']} order {o['order_id']} {o['account']} {o['remaining_quantity']} (waiting for the auction)")
+        waiting = f"{o['order_id']} {o['account']} {o['remaining_quantity']}"
+        typer.echo(f"market {o['side']} order {waiting} (waiting for the auction)")
 
 
 def register_audit_commands(app: typer.Typer) -> None:

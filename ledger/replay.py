@@ -234,7 +234,17 @@ class _Replayer:
                     debit = leg.debit
                     credit = leg.credit
                     legs_out.append(
-                        (seq, index, number, debit.owner, debit.bucket, credit.owner, credit.bucket, leg.asset, leg.amount)
+                        (
+                            seq,
+                            index,
+                            number,
+                            debit.owner,
+                            debit.bucket,
+                            credit.owner,
+                            credit.bucket,
+                            leg.asset,
+                            leg.amount,
+                        )
                     )
             self.last_seq = seq
         return window, None

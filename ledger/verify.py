@@ -86,7 +86,12 @@ class VerifyReport:
                 for m in self.mismatches
             ],
             "negative_balances": [
-                {"owner": n.account.owner, "bucket": n.account.bucket.value, "asset": n.asset, "balance": str(n.balance)}
+                {
+                    "owner": n.account.owner,
+                    "bucket": n.account.bucket.value,
+                    "asset": n.asset,
+                    "balance": str(n.balance),
+                }
                 for n in self.negatives
             ],
             "published_head_problem": self.head_problem,

@@ -170,7 +170,9 @@ def _pool(request: Request) -> asyncpg.Pool:
 def _instrument(engine: Engine, symbol: str) -> Instrument:
     instrument = engine.instruments.get(symbol)
     if instrument is None:  # listed in a batch the engine has not recovered yet
-        raise ApiError(503, "ENGINE_RECOVERING", "the exchange is still rebuilding its instruments", {}, {"Retry-After": "1"})
+        raise ApiError(
+            503, "ENGINE_RECOVERING", "the exchange is still rebuilding its instruments", {}, {"Retry-After": "1"}
+        )
     return instrument
 
 
@@ -521,7 +523,10 @@ async def _exporter(
     async def trades(conn: asyncpg.Connection, after: int) -> tuple[list[BaseModel], Any]:
         assert engine is not None
         rows = await conn.fetch(
-            f"{_TRADES} WHERE trade_id > $1 AND trade_id <= $2 ORDER BY trade_id LIMIT $3", after, last_trade, EXPORT_PAGE
+            f"{_TRADES} WHERE trade_id > $1 AND trade_id <= $2 ORDER BY trade_id LIMIT $3",
+            after,
+            last_trade,
+            EXPORT_PAGE,
         )
         views = [trade_view(_instrument(engine, r["symbol"]), r) for r in rows]
         return views, (rows[-1]["trade_id"] if rows else None)
@@ -559,7 +564,9 @@ async def regulator_export(
     pool = _pool(request)
     engine = engine_of(request) if kind in ("trades", "ledger") else None
     if to_seq is not None and to_seq < from_seq:
-        raise ApiError(422, "INVALID_RANGE", "to_seq must not be before from_seq", {"from_seq": from_seq, "to_seq": to_seq})
+        raise ApiError(
+            422, "INVALID_RANGE", "to_seq must not be before from_seq", {"from_seq": from_seq, "to_seq": to_seq}
+        )
     async with pool.acquire() as conn:
         if to_seq is None:
             to_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM journal"))

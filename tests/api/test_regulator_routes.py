@@ -9,7 +9,6 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -75,7 +74,9 @@ def regulator(keys: dict[Role, dict[str, str]]) -> dict[str, str]:
     return keys[Role.REGULATOR]
 
 
-async def fetch_all(client: httpx.AsyncClient, headers: dict[str, str], path: str, field: str, **params: object) -> list:
+async def fetch_all(
+    client: httpx.AsyncClient, headers: dict[str, str], path: str, field: str, **params: object
+) -> list:
     """Every item of a paged list, following next_cursor."""
     items: list = []
     cursor = None

@@ -36,7 +36,8 @@ def seq_before_first_trade(history: History) -> int:
 
 async def test_the_book_before_the_sweep_holds_both_asks_in_price_order(pool, history):
     book = await book_at(pool, SYMBOL, seq=seq_before_first_trade(history))
-    assert [(level.price, level.quantity, level.order_count) for level in book.asks] == [(1_000, 100, 1), (1_010, 50, 1)]
+    asks = [(level.price, level.quantity, level.order_count) for level in book.asks]
+    assert asks == [(1_000, 100, 1), (1_010, 50, 1)]
     assert [(level.price, level.quantity) for level in book.bids] == [(990, 5)]
     assert [o.account for level in book.asks for o in level.orders] == ["bob", "bob"]
 

@@ -156,7 +156,9 @@ async def test_a_changed_order_state_is_reported_at_its_last_change(pool, histor
 
 
 async def test_a_changed_live_order_is_reported(pool, history, tamper):
-    live = await tamper.conn.fetchrow("SELECT order_id, updated_seq FROM orders WHERE remaining > 0 ORDER BY order_id LIMIT 1")
+    live = await tamper.conn.fetchrow(
+        "SELECT order_id, updated_seq FROM orders WHERE remaining > 0 ORDER BY order_id LIMIT 1"
+    )
     await tamper.execute("UPDATE orders SET price = price - 1 WHERE order_id = $1", live["order_id"])
     divergence = (await replay(pool)).divergence
     assert divergence is not None

@@ -79,7 +79,8 @@ async def test_verify_prints_the_chain_head_and_exits_0(dsn):
 
 
 async def test_verify_exits_1_naming_the_broken_record(dsn):
-    async with committed_edit(dsn, "UPDATE journal SET sender = 'mallory' WHERE seq = 4", "UPDATE journal SET sender = 'test' WHERE seq = 4"):
+    edit, undo = (f"UPDATE journal SET sender = '{who}' WHERE seq = 4" for who in ("mallory", "test"))
+    async with committed_edit(dsn, edit, undo):
         result = await exchange(dsn, "verify")
     assert result.exit_code == 1
     assert "BROKEN at seq 4" in result.stdout

@@ -1,4 +1,4 @@
-"""Verify proves the ledger sound: zero trial balance per asset, balances equal to their legs, no negative participant."""
+"""Verify proves the ledger sound: a zero trial balance per asset, balances equal to their legs, none negative."""
 
 from __future__ import annotations
 
