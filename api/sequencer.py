@@ -13,6 +13,7 @@ of the database for longer than one uncommitted batch that nobody has been told 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -148,6 +149,9 @@ class Sequencer:
         self.last_ts_us = recovered.last_ts_us
         self.last_hash = recovered.last_hash
         self.store.reset()
+        # Everything recovery built lives as long as the process: keep it out of the garbage collector's full passes.
+        gc.collect()
+        gc.freeze()
         self.state = SequencerState.RUNNING
         self._running.set()
         log.info(
