@@ -69,9 +69,18 @@ def to_plain(value: Any) -> Any:
     raise TypeError(f"cannot encode {cls.__name__}")
 
 
+# Events are flat records of ints, strs, bools, None and str-valued enums, which `json` writes as their values: they
+# skip the generic walk (the same bytes, about twice as fast; events are encoded on the hot path of every command).
+_FLAT: frozenset[type] = frozenset(cls for cls in _TYPES.values() if hasattr(cls, "_fields"))
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
 def encode(value: Any) -> bytes:
     """Canonical bytes of a command or event."""
-    return json.dumps(to_plain(value), separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    cls = type(value)
+    if cls in _FLAT:
+        return _dumps([cls.__name__, *value]).encode("ascii")
+    return _dumps(to_plain(value)).encode("ascii")
 
 
 def _converter(hint: Any) -> Callable[[Any], Any]:
@@ -126,10 +135,12 @@ def _from_plain(plain: Any) -> Any:
     if cls is None:
         raise DecodeError(f"unknown type {plain[0]!r}")
     converters = _converters(cls)
-    if len(plain) != len(converters) + 1:
-        raise DecodeError(f"{plain[0]} needs {len(converters)} fields, got {len(plain) - 1}")
+    # Fields are only ever appended, with defaults: a record written before a field existed decodes with its default,
+    # so journals stay replayable across versions.
+    if not 0 < len(plain) <= len(converters) + 1:
+        raise DecodeError(f"{plain[0]} has at most {len(converters)} fields, got {len(plain) - 1}")
     try:
-        kwargs = {name: convert(v) for (name, convert), v in zip(converters, plain[1:], strict=True)}
+        kwargs = {name: convert(v) for (name, convert), v in zip(converters, plain[1:], strict=False)}
         return cls(**kwargs)
     except (ValueError, TypeError, AssertionError) as exc:
         raise DecodeError(f"invalid {plain[0]}: {exc}") from exc

@@ -79,6 +79,9 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX trades_symbol_idx ON trades (symbol, trade_id)")
     op.execute("CREATE INDEX trades_symbol_time_idx ON trades (symbol, ts_us)")
+    op.execute("CREATE INDEX trades_seq_idx ON trades (seq)")
+    op.execute("CREATE INDEX trades_buy_order_idx ON trades (buy_order_id)")
+    op.execute("CREATE INDEX trades_sell_order_idx ON trades (sell_order_id)")
     op.execute("CREATE INDEX trades_buyer_idx ON trades (buyer, trade_id)")
     op.execute("CREATE INDEX trades_seller_idx ON trades (seller, trade_id)")
     op.execute(
