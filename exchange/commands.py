@@ -7,8 +7,9 @@ The sequencer stamps each command with a sequence number and an exchange timesta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from exchange.instrument import Instrument, TradingState
+from exchange.instrument import Instrument, InvestorCategory, TradingState
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
@@ -105,6 +106,89 @@ class ClockTick:
     """The exchange clock moved: expire GTD orders whose time has come (the command's timestamp is 'now')."""
 
 
+# ---------------------------------------------------------------- investors, primary offers, distributions
+
+
+@dataclass(frozen=True, slots=True)
+class SetInvestorProfile:
+    """Classify an account (at onboarding): its category and, for retail caps in % of assets, its declared assets."""
+
+    account: str
+    category: InvestorCategory
+    declared_assets_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgeRiskWarning:
+    """A retail investor read and accepted the risk warning (once, before its first order or subscription)."""
+
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOffer:
+    """A primary offer: `quantity` units of `symbol` sold by `issuer` at a fixed `price` (ticks, as orders).
+
+    Applications are whole lots of at least `min_application` units until `closes_at_us`; the offer succeeds only if
+    at least `min_subscription` units are applied for (all or nothing).
+    """
+
+    offer_id: str
+    symbol: str
+    issuer: str
+    price: int
+    quantity: int
+    min_application: int
+    min_subscription: int
+    closes_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    account: str
+    offer_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseOffer:
+    """Close an offer at or after its closing time: allocate (pro rata if oversubscribed) or refund everything."""
+
+    offer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayCoupon:
+    """Pay the coupon due on `payment_date` to every holder at this command's sequence number (the record seq)."""
+
+    symbol: str
+    payment_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class PayDividend:
+    """Pay `amount_per_share_micro` millionths of the currency unit (EUR 0.125 -> 125_000) per share held."""
+
+    symbol: str
+    amount_per_share_micro: int
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """Repay a bond at or after maturity: holders' units are retired and the redemption amount paid."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordImpactOutcome:
+    """The latest assured impact report of an impact-linked bond met (or missed) its target: the coupon steps."""
+
+    symbol: str
+    target_met: bool
+    report: str = ""
+
+
 Command = (
     ListInstrument
     | SetTradingState
@@ -118,4 +202,13 @@ Command = (
     | EndOfDay
     | ClockTick
     | RunAuction
+    | SetInvestorProfile
+    | AcknowledgeRiskWarning
+    | OpenOffer
+    | Subscribe
+    | CloseOffer
+    | PayCoupon
+    | PayDividend
+    | Redeem
+    | RecordImpactOutcome
 )

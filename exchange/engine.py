@@ -18,23 +18,34 @@ import heapq
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
+from functools import partial
 
 from exchange import auction as call_auction
+from exchange import distributions, investors, offers
 from exchange.accounts import VENUE, Balances
 from exchange.book import BookSide, OrderBook, PriceLevel
 from exchange.commands import (
+    AcknowledgeRiskWarning,
     AmendOrder,
     CancelAll,
     CancelOrder,
     ClockTick,
+    CloseOffer,
     Command,
     Deposit,
     EndOfDay,
     IssueSecurities,
     ListInstrument,
+    OpenOffer,
+    PayCoupon,
+    PayDividend,
     PlaceOrder,
+    RecordImpactOutcome,
+    Redeem,
     RunAuction,
+    SetInvestorProfile,
     SetTradingState,
+    Subscribe,
     Withdraw,
 )
 from exchange.daycount import accrued_interest, max_accrued_per_unit
@@ -110,6 +121,9 @@ class Engine:
         # Everything that ever entered the exchange, per asset (deposits less withdrawals, issuance less
         # redemptions): every balance is bounded by it, so capping it keeps every balance storable in the ledger.
         self.supply: dict[str, int] = {}
+        self.investors = investors.InvestorProfiles()
+        self.offers = offers.OfferBook()
+        self.distributions = distributions.DistributionBook()
         self._auction_end_of: dict[str, int] = {}  # the live volatility auction's end per symbol (heap entries may be stale)
         self.next_order_id = 1
         self.next_trade_id = 1
@@ -134,6 +148,16 @@ class Engine:
             EndOfDay: self._end_of_day,
             ClockTick: self._clock_tick,
             RunAuction: self._run_auction,
+            # Investors, primary offers and distributions: their rules live in their own modules.
+            SetInvestorProfile: partial(investors.set_profile, self),
+            AcknowledgeRiskWarning: partial(investors.acknowledge_risk_warning, self),
+            OpenOffer: partial(offers.open_offer, self),
+            Subscribe: partial(offers.subscribe, self),
+            CloseOffer: partial(offers.close_offer, self),
+            PayCoupon: partial(distributions.pay_coupon, self),
+            PayDividend: partial(distributions.pay_dividend, self),
+            Redeem: partial(distributions.redeem, self),
+            RecordImpactOutcome: partial(distributions.record_impact_outcome, self),
         }
 
     # ------------------------------------------------------------------ entry point
@@ -391,6 +415,7 @@ class Engine:
                 raise Rejected(RejectReason.INSUFFICIENT_HOLDINGS)
         if tif is TimeInForce.FOK and not self._fok_fillable(book, cmd.account, cmd.side, price, quantity, cmd.stp):
             raise Rejected(RejectReason.FOK_NOT_FILLABLE)
+        investors.check_order(self, cmd, instrument, price)  # retail protection and eligibility
 
         order_id = self.next_order_id
         self.next_order_id += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-from exchange.instrument import TradingState
+from exchange.instrument import InvestorCategory, TradingState
 from exchange.orders import CancelReason, OrderType, SelfTradePrevention, Side, TimeInForce
 from exchange.rejects import RejectReason
 
@@ -172,6 +172,153 @@ class AuctionUncrossed(NamedTuple):
     rule: str
 
 
+# ---------------------------------------------------------------- investors, primary offers, distributions
+# Every amount the ledger needs travels on the event (see ledger.corporate): nothing is recomputed downstream.
+
+
+class DistributionKind(StrEnum):
+    COUPON = "coupon"
+    DIVIDEND = "dividend"
+    REDEMPTION = "redemption"
+
+
+class InvestorProfileSet(NamedTuple):
+    seq: int
+    account: str
+    category: InvestorCategory
+    declared_assets_minor: int | None
+
+
+class RiskWarningAcknowledged(NamedTuple):
+    seq: int
+    account: str
+
+
+class OfferOpened(NamedTuple):
+    """A primary offer opened: the issuer's offered securities move from available to held until the close."""
+
+    seq: int
+    offer_id: str
+    symbol: str
+    issuer: str
+    currency: str
+    price: int
+    quantity: int
+    min_application: int
+    min_subscription: int
+    closes_at_us: int
+
+
+class SubscriptionAccepted(NamedTuple):
+    """An application to an offer; its cash (`amount`, quantity at the offer price) moves to held. Its id is `seq`."""
+
+    seq: int
+    offer_id: str
+    account: str
+    symbol: str
+    quantity: int
+    currency: str
+    amount: int
+
+
+class SubscriptionSettled(NamedTuple):
+    """One application at the offer's close: `allocated` units delivered against `paid` (delivery versus payment,
+    issuer's held securities to the subscriber, the subscriber's held cash to the issuer), `released` cash freed."""
+
+    seq: int
+    offer_id: str
+    subscription_seq: int
+    account: str
+    issuer: str
+    symbol: str
+    currency: str
+    requested: int
+    allocated: int
+    paid: int
+    released: int
+
+
+class OfferClosed(NamedTuple):
+    """The close of an offer: `succeeded` (minimum subscription reached, allocation done) or everything refunded;
+    `unsold` securities go back from the issuer's held to its available."""
+
+    seq: int
+    offer_id: str
+    symbol: str
+    issuer: str
+    succeeded: bool
+    subscribed: int
+    allocated: int
+    unsold: int
+
+
+class CouponPaid(NamedTuple):
+    """One holder's coupon: `amount` from the issuer's available cash to the holder's."""
+
+    seq: int
+    symbol: str
+    account: str
+    issuer: str
+    currency: str
+    payment_date: str  # ISO 8601 (events stay flat: ints, strs, bools and str enums)
+    units: int
+    amount: int
+
+
+class DividendPaid(NamedTuple):
+    """One shareholder's dividend: `amount` from the issuer's available cash to the holder's."""
+
+    seq: int
+    symbol: str
+    account: str
+    issuer: str
+    currency: str
+    units: int
+    amount: int
+
+
+class BondRedeemed(NamedTuple):
+    """One holder's redemption: `units` retired (to the venue's issuance account) and `amount` paid by the issuer."""
+
+    seq: int
+    symbol: str
+    account: str
+    issuer: str
+    currency: str
+    units: int
+    amount: int
+
+
+class DistributionCompleted(NamedTuple):
+    """The summary of a coupon, dividend or redemption: holders at the record seq (= `seq`), units and the total.
+
+    `rate` is the coupon rate in ppm (coupons), the amount per share in millionths of the currency unit (dividends)
+    or the redemption price in ppm of nominal (redemptions).
+    """
+
+    seq: int
+    symbol: str
+    kind: DistributionKind
+    issuer: str
+    currency: str
+    payment_date: str | None  # ISO 8601: the coupon date or the maturity date; None for a dividend
+    rate: int
+    holders: int
+    units: int
+    total: int
+
+
+class CouponRateChanged(NamedTuple):
+    """An impact-linked bond's coupon rate after an assured impact report (target met: step down; missed: step up)."""
+
+    seq: int
+    symbol: str
+    target_met: bool
+    previous_rate_ppm: int
+    rate_ppm: int
+    report: str
+
+
 Event = (
     InstrumentListed
     | TradingStateChanged
@@ -184,4 +331,15 @@ Event = (
     | BookLevelChanged
     | IndicativeAuction
     | AuctionUncrossed
+    | InvestorProfileSet
+    | RiskWarningAcknowledged
+    | OfferOpened
+    | SubscriptionAccepted
+    | SubscriptionSettled
+    | OfferClosed
+    | CouponPaid
+    | DividendPaid
+    | BondRedeemed
+    | DistributionCompleted
+    | CouponRateChanged
 )

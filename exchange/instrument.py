@@ -55,6 +55,13 @@ CALL_STATES = frozenset(
 )
 
 
+class InvestorCategory(StrEnum):
+    """An investor's classification under MiFID II: professional clients are exempt from the retail protections."""
+
+    RETAIL = "retail"
+    PROFESSIONAL = "professional"
+
+
 class DayCount(StrEnum):
     """Day-count conventions for bond interest (ICMA Rule 251 names)."""
 
@@ -124,6 +131,17 @@ class Instrument:
     volatility_auction_us: int = 0
     auction_only: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    # Investor protection (exchange.investors): which categories may buy at all, and how much of this issuer's
+    # securities a retail investor may hold (an absolute amount in minor units and/or basis points of the investor's
+    # declared assets; when both are set the higher applies). None: no cap of that kind.
+    retail_may_buy: bool = True
+    professional_may_buy: bool = True
+    retail_cap_minor: int | None = None
+    retail_cap_bps_of_assets: int | None = None
+    # Impact-linked bonds (exchange.distributions): the coupon rate steps down by this when the latest assured impact
+    # report says the target was met, and up by this when it was missed. Both 0: an ordinary bond.
+    impact_step_down_ppm: int = 0
+    impact_step_up_ppm: int = 0
 
     def __post_init__(self) -> None:
         assert self.tick_value >= 1, "tick x lot must be worth a whole number of minor units"
@@ -134,6 +152,15 @@ class Instrument:
         assert self.reference_price >= 1
         assert 0 <= self.maker_fee_bps <= 10_000 and 0 <= self.taker_fee_bps <= 10_000
         assert (self.kind is InstrumentKind.BOND) == (self.bond is not None)
+        assert self.retail_may_buy or self.professional_may_buy, "somebody must be allowed to buy"
+        assert self.retail_cap_minor is None or self.retail_cap_minor >= 0
+        assert self.retail_cap_bps_of_assets is None or 0 <= self.retail_cap_bps_of_assets <= 10_000
+        assert self.impact_step_down_ppm >= 0 and self.impact_step_up_ppm >= 0
+        assert self.bond is not None or not (self.impact_step_down_ppm or self.impact_step_up_ppm), "only bonds"
+
+    @property
+    def impact_linked(self) -> bool:
+        return bool(self.impact_step_down_ppm or self.impact_step_up_ppm)
 
     def band(self) -> tuple[int, int]:
         """Lowest and highest acceptable price in ticks, around the current reference price.

@@ -27,6 +27,7 @@ from exchange.events import (
     OrderCancelled,
     Trade,
 )
+from ledger.corporate import CORPORATE_EVENTS, corporate_entries
 from ledger.entries import VENUE, AccountRef, Bucket, Entry, EntryKind, Leg
 
 EXTERNAL = AccountRef(VENUE, Bucket.EXTERNAL)
@@ -107,4 +108,6 @@ def entries_for(seq: int, ts_us: int, events: Iterable[Event]) -> list[Entry]:
                 add(EntryKind.WITHDRAWAL, (Leg(available(event.account), EXTERNAL, event.asset, event.amount),))
             else:
                 add(EntryKind.ISSUANCE, (Leg(ISSUANCE, available(event.account), event.asset, event.amount),))
+        elif kind in CORPORATE_EVENTS:
+            corporate_entries(event, add)
     return entries
