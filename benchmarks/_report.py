@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -16,10 +18,25 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
+def revision() -> str:
+    """The commit measured, marked when the work tree differs from it; "unknown" outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def machine() -> str:
     """What the figures were measured on, including how busy the machine was (other work skews wall times)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"Python {platform.python_version()} on {os.cpu_count()} CPUs, load average {load:.2f} at start"
+    return f"commit {revision()}; Python {platform.python_version()} on {os.cpu_count()} CPUs, load average {load:.2f} at start"
 
 
 def table(title: str, rows: Sequence[tuple[str, str]]) -> None:
