@@ -7,6 +7,7 @@ start from a journal that was tampered with.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -50,26 +51,30 @@ class StoredRecord:
 
 
 async def journal_rows(
-    conn: asyncpg.Connection, after_seq: int = 0, to_seq: int | None = None
+    conn: asyncpg.Connection, after_seq: int = 0, to_seq: int | None = None, *, prefetch: bool = False
 ) -> AsyncIterator[StoredRecord]:
-    """Journal records in sequence order, fetched in pages (keyset on seq) so memory stays flat."""
-    last = after_seq
+    """Journal records in sequence order, fetched in pages (keyset on seq) so memory stays flat.
+
+    With `prefetch`, the next page is fetched while the caller works through the current one; the caller must then
+    not use `conn` itself while iterating.
+    """
     limit_seq = to_seq if to_seq is not None else 2**62
-    while True:
-        rows = await conn.fetch(
-            "SELECT seq, ts_us, sender, command, prev_hash, hash FROM journal "
-            "WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-            last,
-            limit_seq,
-            FETCH_ROWS,
-        )
-        if not rows:
-            return
-        for row in rows:
-            yield StoredRecord(
-                row[0], row[1], row[2], row[3].encode("ascii"), bytes(row[4]), bytes(row[5])
-            )
+    query = (
+        "SELECT seq, ts_us, sender, command, prev_hash, hash FROM journal "
+        "WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+    )
+    rows = await conn.fetch(query, after_seq, limit_seq, FETCH_ROWS)
+    while rows:
         last = rows[-1][0]
+        following = asyncio.ensure_future(conn.fetch(query, last, limit_seq, FETCH_ROWS)) if prefetch else None
+        try:
+            for row in rows:
+                yield StoredRecord(row[0], row[1], row[2], row[3].encode("ascii"), bytes(row[4]), bytes(row[5]))
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        rows = await following if following is not None else await conn.fetch(query, last, limit_seq, FETCH_ROWS)
 
 
 async def recover(
@@ -84,7 +89,7 @@ async def recover(
     last_seq = 0
     last_ts = 0
     async with pool.acquire() as conn:
-        async for record in journal_rows(conn, 0, to_seq):
+        async for record in journal_rows(conn, 0, to_seq, prefetch=True):
             if record.seq != last_seq + 1:
                 raise JournalCorrupt(record.seq, f"gap after {last_seq}")
             if record.prev_hash != prev_hash:

@@ -35,12 +35,23 @@ ISSUANCE = AccountRef(VENUE, Bucket.ISSUANCE)
 FEES = AccountRef(VENUE, Bucket.FEES)
 
 
+_AVAILABLE: dict[str, AccountRef] = {}
+_HELD: dict[str, AccountRef] = {}
+
+
 def available(owner: str) -> AccountRef:
-    return AccountRef(owner, Bucket.AVAILABLE)
+    # Account references are immutable and validated once: reuse them (settlement builds several per command).
+    ref = _AVAILABLE.get(owner)
+    if ref is None:
+        ref = _AVAILABLE[owner] = AccountRef(owner, Bucket.AVAILABLE)
+    return ref
 
 
 def held(owner: str) -> AccountRef:
-    return AccountRef(owner, Bucket.HELD)
+    ref = _HELD.get(owner)
+    if ref is None:
+        ref = _HELD[owner] = AccountRef(owner, Bucket.HELD)
+    return ref
 
 
 def hold_legs(owner: str, asset: str, amount: int) -> tuple[Leg, ...]:
