@@ -48,9 +48,16 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(participants.router)
     app.include_router(market.router)
     app.include_router(ws.router)
+    from api.routes import corporate  # primary offers, coupons, dividends, redemptions, investor profiles
+
+    app.include_router(corporate.router)
     from api.routes import regulator  # the regulator's reads, exports and checks
 
     app.include_router(regulator.router)
+    from api.routes import impact, issuers  # issuers, listing applications and decisions; impact reports and views
+
+    app.include_router(issuers.router)
+    app.include_router(impact.router)
 
 
 def create_app(settings: Settings | None = None, *, components: Sequence[Component] | None = None) -> FastAPI:
