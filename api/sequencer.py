@@ -69,6 +69,25 @@ class Outcome:
 
 
 Listener = Callable[[int, int, list[Event]], None]
+Item = tuple[Command, str, "asyncio.Future[Outcome]"]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A batch applied to memory and encoded, waiting for its commit."""
+
+    items: list[Item]
+    batch: Batch
+    outcomes: list[Outcome]
+    last_seq: int
+    last_ts_us: int
+    last_hash: bytes
+
+
+def _fail_all(items: list[Item], error: Exception) -> None:
+    for _, _, future in items:
+        if not future.done():
+            future.set_exception(error)
 
 
 def now_us() -> int:
@@ -108,6 +127,12 @@ class Sequencer:
         self.commit_seconds: list[float] = []  # recent commit latencies, for metrics
         self.before_commit: Callable[[Batch], Awaitable[None]] | None = None  # test hook: inject failures
         self._running = asyncio.Event()
+        # The prepared frontier: where the next batch continues numbering, ahead of the committed one while a batch
+        # is in flight.
+        self._next_seq = 0
+        self._next_ts_us = 0
+        self._next_hash = b""
+        self._inflight: asyncio.Task[float] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,7 +144,7 @@ class Sequencer:
     async def stop(self) -> None:
         self.state = SequencerState.STOPPED
         self._running.clear()
-        for task in (self._timer, self._task):
+        for task in (self._timer, self._task, self._inflight):
             if task is not None:
                 task.cancel()
                 try:
@@ -145,9 +170,9 @@ class Sequencer:
         recovered = await recover(self.pool)
         self.engine = recovered.engine
         self.projection = recovered.projection
-        self.last_seq = recovered.last_seq
-        self.last_ts_us = recovered.last_ts_us
-        self.last_hash = recovered.last_hash
+        self.last_seq = self._next_seq = recovered.last_seq
+        self.last_ts_us = self._next_ts_us = recovered.last_ts_us
+        self.last_hash = self._next_hash = recovered.last_hash
         self.store.reset()
         # Everything recovery built lives as long as the process: keep it out of the garbage collector's full passes.
         gc.collect()
@@ -175,74 +200,122 @@ class Sequencer:
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
+        """Two stages in one task: build batch N+1 in memory while batch N commits, answer N once it has committed.
+
+        Batches commit strictly in order (N+1's transaction starts only after N's committed). If N fails, N+1 was
+        built on memory the database never got: both batches' callers get `CommitFailed` and the engine is rebuilt.
+        """
         inbox = self.inbox
+        inflight: tuple[_Prepared, asyncio.Task[float]] | None = None
         while True:
-            items = [await inbox.get()]
-            if self.batch_window_s and inbox.qsize() < self.batch_max:
-                await asyncio.sleep(self.batch_window_s)
+            if inflight is None:
+                items = [await inbox.get()]
+                if self.batch_window_s and inbox.qsize() < self.batch_max:
+                    await asyncio.sleep(self.batch_window_s)
+            else:
+                items = []
             while len(items) < self.batch_max and not inbox.empty():
                 items.append(inbox.get_nowait())
-            if self.state is not SequencerState.RUNNING:
-                for _, _, future in items:
-                    if not future.done():
-                        future.set_exception(SequencerUnavailable("the exchange is recovering"))
-                continue
-            await self._process(items)
+            if items and self.state is not SequencerState.RUNNING:
+                _fail_all(items, SequencerUnavailable(f"the exchange is {self.state.value}"))
+                items = []
+            prepared: _Prepared | None = None
+            if items:
+                try:
+                    prepared = self._prepare(items)
+                except Exception as exc:  # noqa: BLE001 - an engine fault: memory can no longer be trusted
+                    if inflight is not None:
+                        await self._settle(inflight, [])
+                        inflight = None
+                    if self.state is SequencerState.RUNNING:
+                        await self._fail_stop(items, exc)
+                    else:
+                        _fail_all(items, CommitFailed("the exchange is recovering"))
+                    continue
+            if inflight is not None:
+                committed = await self._settle(inflight, prepared.items if prepared is not None else [])
+                inflight = None
+                if not committed:
+                    continue  # `prepared` was failed with it, and the engine rebuilt from the journal
+            if prepared is not None:
+                inflight = (prepared, asyncio.create_task(self._commit(prepared.batch), name="sequencer-commit"))
+                self._inflight = inflight[1]
+                await asyncio.sleep(0)  # let the commit reach PostgreSQL before building the next batch
 
-    async def _process(self, items: list[tuple[Command, str, asyncio.Future[Outcome]]]) -> None:
+    def _prepare(self, items: list[tuple[Command, str, asyncio.Future[Outcome]]]) -> _Prepared:
+        """Stamp, apply and encode a batch (memory only); the prepared frontier moves, the committed one does not."""
         batch = Batch()
         outcomes: list[Outcome] = []
         engine = self.engine
         projection = self.projection
-        prev_hash = self.last_hash
-        seq = self.last_seq
-        last_ts = self.last_ts_us
+        prev_hash = self._next_hash
+        seq = self._next_seq
+        last_ts = self._next_ts_us
+        for command, sender, _ in items:
+            seq += 1
+            ts = self.clock()
+            if ts < last_ts:
+                ts = last_ts
+            last_ts = ts
+            events = engine.apply(seq, ts, command)
+            record = JournalRecord.next(prev_hash, seq, ts, sender, codec.encode(command))
+            prev_hash = record.hash
+            batch.records.append(record)
+            for idx, event in enumerate(events):
+                batch.events.append(event_row(seq, idx, event, codec.encode(event)))
+                if type(event) is Trade:
+                    batch.trades.append(trade_row(event, ts))
+            batch.entries.extend(entries_for(seq, ts, events))
+            projection.apply(seq, ts, events)
+            outcomes.append(Outcome(seq, ts, events))
+        batch.orders = projection.take_dirty()
+        self._next_seq = seq
+        self._next_ts_us = last_ts
+        self._next_hash = prev_hash
+        return _Prepared(items, batch, outcomes, seq, last_ts, prev_hash)
+
+    async def _commit(self, batch: Batch) -> float:
+        """Write one batch in one transaction; return how long the commit took."""
+        started = time.perf_counter()
+        if self.before_commit is not None:
+            await self.before_commit(batch)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                await self.store.write(conn, batch)
+        return time.perf_counter() - started
+
+    async def _settle(
+        self,
+        inflight: tuple[_Prepared, asyncio.Task[float]],
+        built_on_it: list[tuple[Command, str, asyncio.Future[Outcome]]],
+    ) -> bool:
+        """Wait for a batch's commit; answer its callers, or fail-stop (with the batch built on top of it)."""
+        prepared, task = inflight
         try:
-            for command, sender, _ in items:
-                seq += 1
-                ts = self.clock()
-                if ts < last_ts:
-                    ts = last_ts
-                last_ts = ts
-                events = engine.apply(seq, ts, command)
-                record = JournalRecord.next(prev_hash, seq, ts, sender, codec.encode(command))
-                prev_hash = record.hash
-                batch.records.append(record)
-                for idx, event in enumerate(events):
-                    batch.events.append(event_row(seq, idx, event, codec.encode(event)))
-                    if type(event) is Trade:
-                        batch.trades.append(trade_row(event, ts))
-                batch.entries.extend(entries_for(seq, ts, events))
-                projection.apply(seq, ts, events)
-                outcomes.append(Outcome(seq, ts, events))
-            batch.orders = projection.take_dirty()
-            started = time.perf_counter()
-            if self.before_commit is not None:
-                await self.before_commit(batch)
-            async with self.pool.acquire() as conn:
-                async with conn.transaction():
-                    await self.store.write(conn, batch)
-            elapsed = time.perf_counter() - started
+            elapsed = await task
         except Exception as exc:  # noqa: BLE001 - any failure to commit means fail-stop
-            await self._fail_stop(items, exc)
-            return
-        self.last_seq = seq
-        self.last_ts_us = last_ts
-        self.last_hash = prev_hash
+            await self._fail_stop(prepared.items + built_on_it, exc)
+            return False
+        finally:
+            self._inflight = None
+        self.last_seq = prepared.last_seq
+        self.last_ts_us = prepared.last_ts_us
+        self.last_hash = prepared.last_hash
         self.committed_batches += 1
-        self.last_batch_size = len(items)
+        self.last_batch_size = len(prepared.items)
         self.commit_seconds.append(elapsed)
         if len(self.commit_seconds) > 1_000:
             del self.commit_seconds[:500]
-        for (_, _, future), outcome in zip(items, outcomes, strict=True):
+        for (_, _, future), outcome in zip(prepared.items, prepared.outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
-        for outcome in outcomes:
+        for outcome in prepared.outcomes:
             for listener in self.listeners:
                 try:
                     listener(outcome.seq, outcome.ts_us, outcome.events)
                 except Exception:  # a broken subscriber must never stop the exchange
                     log.exception("market data listener failed")
+        return True
 
     async def _fail_stop(
         self, items: list[tuple[Command, str, asyncio.Future[Outcome]]], exc: BaseException
