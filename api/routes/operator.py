@@ -19,7 +19,7 @@ from api.errors import ApiError, ErrorEnvelope
 from api.schemas import AccountId, DecimalText, StrictModel, Symbol, price_text
 from api.units import UnitError, cash_to_minor, parse_decimal, price_to_ticks, quantity_to_units, tick_value
 from exchange.commands import Deposit, IssueSecurities, ListInstrument, SetTradingState, Withdraw
-from exchange.instrument import BondTerms, DayCount, Instrument, InstrumentKind, TradingState
+from exchange.instrument import BondTerms, DayCount, Instrument, InstrumentKind, InvestorCategory, TradingState
 
 router = APIRouter(prefix="/v1", tags=["operator"])
 OPERATOR = require(Role.OPERATOR)
@@ -64,6 +64,12 @@ class BondTermsRequest(StrictModel):
     maturity_date: date
     first_coupon_date: date | None = None
     redemption_price: DecimalText = Field(default="100", description="Percent of nominal.")
+    impact_step_down: DecimalText = Field(
+        default="0", description="Impact-linked: percentage points off the coupon when the impact target is met."
+    )
+    impact_step_up: DecimalText = Field(
+        default="0", description="Impact-linked: percentage points added to the coupon when the target is missed."
+    )
 
 
 class ListingRequest(StrictModel):
@@ -84,6 +90,17 @@ class ListingRequest(StrictModel):
     volatility_percent: DecimalText = Field(default="0", description="0: no volatility interruption.")
     volatility_auction_seconds: StrictInt = Field(default=300, ge=0, le=86_400)
     bond: BondTermsRequest | None = None
+    eligible_categories: list[InvestorCategory] = Field(
+        default=[InvestorCategory.RETAIL, InvestorCategory.PROFESSIONAL],
+        min_length=1,
+        description="Investor categories that may buy (anyone may sell).",
+    )
+    retail_cap: DecimalText | None = Field(
+        default=None, description="Most a retail investor may have invested in this issuer, in the currency."
+    )
+    retail_cap_percent_of_assets: DecimalText | None = Field(
+        default=None, description="Retail cap in percent of the investor's declared assets (the higher cap applies)."
+    )
 
 
 class TradingStateRequest(StrictModel):
@@ -171,6 +188,20 @@ def instrument_from_listing(body: ListingRequest) -> Instrument:
     reference = price_to_ticks(probe, body.reference_price, "reference_price")
     band = _bps(body.price_band_percent, "price_band_percent")
     volatility = _bps(body.volatility_percent, "volatility_percent")
+    retail_cap = None if body.retail_cap is None else cash_to_minor(body.retail_cap, decimals, "retail_cap")
+    retail_cap_bps = (
+        None
+        if body.retail_cap_percent_of_assets is None
+        else _bps(body.retail_cap_percent_of_assets, "retail_cap_percent_of_assets")
+    )
+    if retail_cap_bps is not None and retail_cap_bps > 10_000:
+        raise UnitError("INVALID_PERCENT", "a share of assets is at most 100 percent", "retail_cap_percent_of_assets")
+    steps = (0, 0)
+    if body.bond is not None:
+        steps = (
+            _ppm_of_percent(body.bond.impact_step_down, "bond.impact_step_down"),
+            _ppm_of_percent(body.bond.impact_step_up, "bond.impact_step_up"),
+        )
     return Instrument(
         symbol=body.symbol,
         kind=body.kind,
@@ -191,6 +222,12 @@ def instrument_from_listing(body: ListingRequest) -> Instrument:
         volatility_bps=volatility,
         volatility_auction_us=body.volatility_auction_seconds * 1_000_000,
         auction_only=body.auction_only,
+        retail_may_buy=InvestorCategory.RETAIL in body.eligible_categories,
+        professional_may_buy=InvestorCategory.PROFESSIONAL in body.eligible_categories,
+        retail_cap_minor=retail_cap,
+        retail_cap_bps_of_assets=retail_cap_bps,
+        impact_step_down_ppm=steps[0],
+        impact_step_up_ppm=steps[1],
     )
 
 
