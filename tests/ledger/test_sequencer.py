@@ -197,24 +197,22 @@ async def test_a_restarted_sequencer_has_the_same_books_and_balances(sequencer, 
 
 async def test_a_batch_built_on_a_failed_commit_fails_with_it_and_nothing_of_either_survives(sequencer, pool):
     before_seq = sequencer.last_seq
-    release = asyncio.Event()
+    sequencer.batch_max = 1  # two commands, two batches: the second is built while the first commits
     calls = 0
 
-    async def fail_the_first_after_a_pause(batch: Batch) -> None:
+    async def fail_the_first(batch: Batch) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
-            await release.wait()  # while this commit hangs, the next batch is built on top of it
+            await asyncio.sleep(0.05)
             raise ConnectionError("database went away")
 
-    sequencer.before_commit = fail_the_first_after_a_pause
-    first = asyncio.create_task(sequencer.submit(sell(1_000, 5), "bob"))
-    await asyncio.sleep(0.05)
-    second = asyncio.create_task(sequencer.submit(buy(1_000, 5), "alice"))
-    await asyncio.sleep(0.05)
-    release.set()
-    results = await asyncio.gather(first, second, return_exceptions=True)
-    assert all(isinstance(r, CommitFailed) for r in results)
+    sequencer.before_commit = fail_the_first
+    results = await asyncio.gather(
+        sequencer.submit(sell(1_000, 5), "bob"), sequencer.submit(buy(1_000, 5), "alice"), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [CommitFailed, CommitFailed]
+    assert calls == 1  # the second batch never reached the database
     sequencer.before_commit = None
     await sequencer.wait_running()
     assert await pool.fetchval("SELECT max(seq) FROM journal") == before_seq
