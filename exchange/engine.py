@@ -430,7 +430,6 @@ class Engine:
             tif,
             cmd.expire_at_us,
             cmd.post_only,
-            cmd.client_order_id,
             cmd.stp,
             hold_per_lot,
             self._seq,
@@ -607,10 +606,6 @@ class Engine:
         if buyer_fee or seller_fee:
             balances.of(VENUE, currency).available += buyer_fee + seller_fee
         assert buyer_cash.held >= 0 and seller_securities.held >= 0
-        buy.filled += quantity
-        sell.filled += quantity
-        buy.notional_traded += cash
-        sell.notional_traded += cash
         instrument.reference_price = price
         trade_id = self.next_trade_id
         self.next_trade_id += 1

@@ -57,8 +57,9 @@ class CancelReason(StrEnum):
 class Order:
     """A live order. Mutable, and linked into its price level's FIFO queue (prev/next) for O(1) removal.
 
-    `remaining` is what can still trade; `filled` what has traded; `quantity` the current total, `filled + remaining`
-    while the order lives (a self-trade decrement or an amend lowers it). `hold_per_lot` is the cash a buy keeps held per
+    `remaining` is what can still trade; `quantity` the current total, what has traded plus `remaining` (a self-trade
+    decrement or an amend lowers it). What the order traded, its client order id and its average price live in the
+    order's events and the `orders` projection, not here: a resting order is kept as small as it can be. `hold_per_lot` is the cash a buy keeps held per
     remaining lot (limit notional, the fee bound and, for bonds, the accrued-interest bound), so the held cash of a buy
     is always exactly `remaining // lot_size * hold_per_lot`; for a sell the held securities are `remaining`.
     """
@@ -72,15 +73,12 @@ class Order:
         "price",
         "quantity",
         "remaining",
-        "filled",
         "tif",
         "expire_at_us",
         "post_only",
-        "client_order_id",
         "stp",
         "hold_per_lot",
         "priority",
-        "notional_traded",
         "level",
         "prev",
         "next",
@@ -98,7 +96,6 @@ class Order:
         tif: TimeInForce,
         expire_at_us: int | None,
         post_only: bool,
-        client_order_id: str | None,
         stp: SelfTradePrevention,
         hold_per_lot: int,
         priority: int,
@@ -112,15 +109,12 @@ class Order:
         self.price = price
         self.quantity = quantity
         self.remaining = quantity
-        self.filled = 0
         self.tif = tif
         self.expire_at_us = expire_at_us
         self.post_only = post_only
-        self.client_order_id = client_order_id
         self.stp = stp
         self.hold_per_lot = hold_per_lot
         self.priority = priority
-        self.notional_traded = 0
         self.level = None
         self.prev: Order | None = None
         self.next: Order | None = None
