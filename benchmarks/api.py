@@ -441,7 +441,7 @@ async def run(args: argparse.Namespace) -> None:
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     rounds = args.rounds or (2 if args.quick else 4)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
-    profile_seconds = args.profile_seconds if args.profile_seconds is not None else (3.0 if args.quick else 8.0)
+    profile_seconds = args.profile_seconds if args.profile_seconds is not None else (2.0 if args.quick else 8.0)
     connections = args.connections
     py_spy = find_py_spy()
     profiler = args.profiler if args.profiler != "auto" else ("py-spy" if py_spy else "cprofile")
@@ -576,8 +576,9 @@ async def profile_exchange(
     if profiler == "py-spy":
         assert py_spy is not None
         raw_path = workdir / "py-spy.txt"
+        sampled = max(1, int(spec.seconds) - 1)  # whole seconds, within the load's window
         record = await asyncio.create_subprocess_exec(
-            py_spy, "record", "--pid", str(exchange.pid), "--duration", str(max(1, int(spec.seconds) - 1)),
+            py_spy, "record", "--pid", str(exchange.pid), "--duration", str(sampled),
             "--rate", "250", "--format", "raw", "--full-filenames", "--output", str(raw_path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
@@ -589,7 +590,7 @@ async def profile_exchange(
         if keep is not None:
             shutil.copyfile(raw_path, keep)
         stacks = parse_py_spy_raw(raw_path.read_text())
-        how = f"py-spy sampling at 250 Hz during a {spec.seconds:g} s load, active samples only"
+        how = f"py-spy sampling at 250 Hz for {sampled} s under the same load, active samples only"
         return breakdown_from_stacks(stacks), how
     os.kill(exchange.pid, signal.SIGUSR1)
     await asyncio.sleep(max(0.5, spec.seconds - 1))
@@ -599,7 +600,8 @@ async def profile_exchange(
         if Path(stats_path).exists():
             if keep is not None:
                 shutil.copyfile(stats_path, keep)
-            return breakdown_from_cprofile(stats_path), f"cProfile in the server during a {spec.seconds:g} s load"
+            how = f"cProfile in the server for {max(0.5, spec.seconds - 1):g} s under the same load"
+            return breakdown_from_cprofile(stats_path), how
         await asyncio.sleep(0.1)
     print("  cProfile wrote no statistics")
     return None, ""
@@ -607,14 +609,16 @@ async def profile_exchange(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s windows, 3 s profile (under 30 s in all)")
+    parser.add_argument(
+        "--quick", action="store_true", help="5 s per server in 2 windows, 2 s profile (under 30 s in all)"
+    )
     parser.add_argument("--seconds", type=float, help="measured seconds per server, all windows (default 20; quick 5)")
     parser.add_argument("--warmup", type=float, help="load before each window, not counted (default 2; quick 1)")
     parser.add_argument("--rounds", type=int, help="alternating windows per server (default 4; quick 2)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections, one order in flight each")
     parser.add_argument("--traders", type=int, help="funded traders (default: one per connection)")
     parser.add_argument(
-        "--profile-seconds", type=float, help="length of the profiled run (default 8; quick 3; 0: none)"
+        "--profile-seconds", type=float, help="length of the profiled run (default 8; quick 2; 0: none)"
     )
     parser.add_argument(
         "--profiler", choices=("auto", "py-spy", "cprofile", "none"), default="auto",
