@@ -23,6 +23,7 @@ Decisions:
   subscriptions; plus the new order's notional at its limit (a market buy: at the band's edge, its worst price).
   Clean notional only: fees and accrued interest are not exposure to the issuer.
 - Checks run in this order: warning, eligibility, cap; all before anything changes.
+- Raising a resting buy (`check_amend`) is checked like a new buy for the notional it adds.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from exchange.accounts import VENUE
 from exchange.commands import AcknowledgeRiskWarning, PlaceOrder, SetInvestorProfile
 from exchange.events import InvestorProfileSet, RiskWarningAcknowledged
 from exchange.instrument import Instrument, InvestorCategory
-from exchange.orders import Side
+from exchange.orders import Order, Side
 from exchange.rejects import RejectReason
 
 if TYPE_CHECKING:
@@ -108,10 +109,31 @@ def check_order(engine: Engine, cmd: PlaceOrder, instrument: Instrument, price: 
     profile = engine.investors.profiles.get(cmd.account)
     if profile is None:
         return
-    if profile.category is InvestorCategory.RETAIL and cmd.account not in engine.investors.acknowledged:
+    if profile.category is InvestorCategory.PROFESSIONAL:
+        if cmd.side is Side.BUY and not instrument.professional_may_buy:
+            raise core.Rejected(RejectReason.CATEGORY_NOT_ELIGIBLE)
+        return
+    if cmd.account not in engine.investors.acknowledged:
         raise core.Rejected(RejectReason.RISK_WARNING_REQUIRED)
     if cmd.side is Side.BUY:
         _check_buy(engine, cmd.account, profile, instrument, instrument.notional(price, cmd.quantity))
+
+
+def check_amend(engine: Engine, order: Order, instrument: Instrument, price: int, quantity: int) -> None:
+    """The protections for raising a resting buy to `price` and total `quantity` (what `_amend` would set).
+
+    Only the increase of the order's notional is new exposure; lowering an order is always allowed.
+    """
+    profile = engine.investors.profiles.get(order.account)
+    if profile is None or order.side is not Side.BUY:
+        return
+    remaining = quantity - (order.quantity - order.remaining)
+    increase = instrument.notional(price, remaining) - instrument.notional(order.price, order.remaining)
+    if increase <= 0:
+        return
+    if profile.category is InvestorCategory.RETAIL and order.account not in engine.investors.acknowledged:
+        raise core.Rejected(RejectReason.RISK_WARNING_REQUIRED, order.order_id)
+    _check_buy(engine, order.account, profile, instrument, increase, order.order_id)
 
 
 def check_subscription(engine: Engine, account: str, instrument: Instrument, amount: int) -> None:
@@ -124,15 +146,22 @@ def check_subscription(engine: Engine, account: str, instrument: Instrument, amo
     _check_buy(engine, account, profile, instrument, amount)
 
 
-def _check_buy(engine: Engine, account: str, profile: InvestorProfile, instrument: Instrument, notional: int) -> None:
+def _check_buy(
+    engine: Engine,
+    account: str,
+    profile: InvestorProfile,
+    instrument: Instrument,
+    notional: int,
+    order_id: int | None = None,
+) -> None:
     if profile.category is InvestorCategory.RETAIL:
         if not instrument.retail_may_buy:
-            raise core.Rejected(RejectReason.CATEGORY_NOT_ELIGIBLE)
+            raise core.Rejected(RejectReason.CATEGORY_NOT_ELIGIBLE, order_id)
         cap = retail_cap(instrument, profile)
         if cap is not None and issuer_exposure(engine, account, instrument) + notional > cap:
-            raise core.Rejected(RejectReason.RETAIL_CAP_EXCEEDED)
+            raise core.Rejected(RejectReason.RETAIL_CAP_EXCEEDED, order_id)
     elif not instrument.professional_may_buy:
-        raise core.Rejected(RejectReason.CATEGORY_NOT_ELIGIBLE)
+        raise core.Rejected(RejectReason.CATEGORY_NOT_ELIGIBLE, order_id)
 
 
 def retail_cap(instrument: Instrument, profile: InvestorProfile) -> int | None:

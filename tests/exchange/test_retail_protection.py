@@ -11,7 +11,8 @@ import pytest
 from exchange import codec
 from exchange.commands import AcknowledgeRiskWarning, SetInvestorProfile
 from exchange.events import CommandRejected, InvestorProfileSet, OrderAccepted, RiskWarningAcknowledged
-from exchange.investors import InvestorProfile, issuer_exposure, retail_cap
+from exchange.engine import Rejected
+from exchange.investors import InvestorProfile, check_amend, issuer_exposure, retail_cap
 from exchange.rejects import RejectReason
 from tests.exchange.corporate_factories import (
     ISSUER,
@@ -249,3 +250,19 @@ def test_reclassification_keeps_the_acknowledgment():
 @pytest.mark.parametrize("command", [SetInvestorProfile("anna", RETAIL, None), AcknowledgeRiskWarning("anna")])
 def test_profile_commands_round_trip_through_the_journal_encoding(command):
     assert codec.decode(codec.encode(command)) == command
+
+
+# ---------------------------------------------------------------- raising a resting buy (for Engine._amend)
+
+
+def test_raising_a_resting_retail_buy_is_capped_for_the_notional_it_adds():
+    m = protected_market()
+    order_id = one(m.place(limit("ret", BUY, 60, 900, "COOP")), OrderAccepted).order_id  # rests: EUR 540.00
+    order = m.engine.orders[order_id]
+    instrument = m.engine.instruments["COOP"]
+
+    check_amend(m.engine, order, instrument, 900, 111)  # EUR 999.00: within the cap
+    check_amend(m.engine, order, instrument, 800, 60)  # lower: always allowed
+    with pytest.raises(Rejected) as refused:
+        check_amend(m.engine, order, instrument, 900, 112)  # EUR 1 008.00
+    assert (refused.value.reason, refused.value.order_id) == (RejectReason.RETAIL_CAP_EXCEEDED, order_id)
