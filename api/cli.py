@@ -13,6 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from api.cli_audit import register_audit_commands
+from api.cli_demo import register_demo_command
 from api.cli_keys import keys_app
 from api.logging import configure_logging
 from api.settings import Settings
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 register_audit_commands(app)  # exchange verify, exchange replay
+register_demo_command(app)  # exchange demo
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -52,6 +54,7 @@ def main() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: EXCHANGE_HOST, else 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default: EXCHANGE_PORT, else 8000).")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Create the demo market at start-up if it is not there.")] = False,
 ) -> None:
     """Run the exchange HTTP API.
 
@@ -63,8 +66,13 @@ def serve(
 
     settings = load_settings(host=host, port=port)
     configure_logging(settings.log_level)
+    exchange = create_app(settings)
+    if demo:
+        from api.demo import add_demo_component
+
+        add_demo_component(exchange, settings)
     uvicorn.run(
-        create_app(settings),
+        exchange,
         host=settings.host,
         port=settings.port,
         log_config=None,  # our JSON logging is already configured
