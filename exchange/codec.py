@@ -114,7 +114,15 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
         return lambda v: dict(v)
     if isinstance(hint, type):
         if issubclass(hint, Enum):
-            return hint
+            members = hint._value2member_map_  # a dict lookup: calling the enum class is ten times slower
+
+            def member(value: Any, _members: dict = members, _enum: type = hint) -> Any:
+                found = _members.get(value) if isinstance(value, str) else None
+                if found is None:
+                    raise DecodeError(f"{value!r} is not a {_enum.__name__}")
+                return found
+
+            return member
         if hint is date:
             return date.fromisoformat
         if hint in _FIELDS:
@@ -161,8 +169,8 @@ def _from_plain(plain: Any) -> Any:
     if not 0 < len(plain) <= len(converters) + 1:
         raise DecodeError(f"{plain[0]} has at most {len(converters)} fields, got {len(plain) - 1}")
     try:
-        kwargs = {name: convert(v) for (name, convert), v in zip(converters, plain[1:], strict=False)}
-        return cls(**kwargs)
+        # Positional: fields are declared in the order they are encoded (and appended ones take their defaults).
+        return cls(*[convert(v) for (_, convert), v in zip(converters, plain[1:], strict=False)])
     except (ValueError, TypeError, AssertionError) as exc:
         raise DecodeError(f"invalid {plain[0]}: {exc}") from exc
 
