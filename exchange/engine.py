@@ -832,6 +832,7 @@ class Engine:
             hold_asset = order.symbol
             hold_per_lot = 0
             delta = remaining - order.remaining
+        investors.check_amend(self, order, instrument, price, quantity)  # raising a buy is new retail exposure
         if delta > 0 and self.balances.peek(order.account, hold_asset)[0] < delta:
             raise Rejected(
                 RejectReason.INSUFFICIENT_FUNDS if is_buy else RejectReason.INSUFFICIENT_HOLDINGS,

@@ -6,6 +6,8 @@ is the one reason the core never gives: prices reach it as integer ticks, so onl
 
 from __future__ import annotations
 
+from tests.exchange.test_corporate_rejects import CORPORATE_REASONS
+
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -175,7 +177,9 @@ def test_a_refused_command_gives_its_reason_and_changes_nothing(reason: R, case:
 
 
 def test_every_reason_the_core_can_give_is_specified_here():
-    assert {reason for _, reason, _ in CASES} == set(R) - {R.PRICE_NOT_ON_TICK}
+    # The corporate actions' reasons (offers, distributions, retail protection) are specified in
+    # test_corporate_rejects.py; only the API can say PRICE_NOT_ON_TICK.
+    assert {reason for _, reason, _ in CASES} == set(R) - {R.PRICE_NOT_ON_TICK} - CORPORATE_REASONS
 
 
 def test_a_refused_order_names_its_account_symbol_and_client_order_id():
