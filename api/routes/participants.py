@@ -26,9 +26,12 @@ from api.auth import (
     key_cache,
     require,
 )
+from api.commands import first_reject, reject_error, submit
 from api.errors import ApiError, ErrorEnvelope
 from api.ratelimit import limiter_of, rate_limited
 from api.schemas import StrictModel
+from exchange.commands import SetInvestorProfile
+from exchange.instrument import InvestorCategory as CoreCategory
 
 router = APIRouter(prefix="/v1", tags=["participants"], dependencies=[Depends(rate_limited)])
 OPERATOR = require(Role.OPERATOR)
@@ -148,13 +151,21 @@ _PARTICIPANT_COLUMNS = "participant_id, name, role, category, created_at"
     summary="Register a participant (operator)",
 )
 async def register_participant(
-    request: Request, body: ParticipantRequest, _: Annotated[Principal, Depends(OPERATOR)]
+    request: Request, body: ParticipantRequest, operator: Annotated[Principal, Depends(OPERATOR)]
 ) -> ParticipantView:
     async with request.app.state.pg_pool.acquire() as conn:
         await create_participant(conn, body.participant_id, body.name, body.role, body.category)
         row = await conn.fetchrow(
             f"SELECT {_PARTICIPANT_COLUMNS} FROM participants WHERE participant_id = $1", body.participant_id
         )
+    if body.category is not None:
+        # The engine enforces retail protection from the investor's profile: journal it with the registration, so
+        # a retail investor is never unrestricted (declared assets can be added later by the profile route).
+        profile = SetInvestorProfile(body.participant_id, CoreCategory(body.category.value), None)
+        outcome = await submit(request, profile, operator.participant_id)
+        rejected = first_reject(outcome)
+        if rejected is not None:
+            raise reject_error(rejected)
     return _participant_view(row)
 
 
