@@ -133,6 +133,7 @@ class Sequencer:
         self._next_ts_us = 0
         self._next_hash = b""
         self._inflight: asyncio.Task[float] | None = None
+        self._conn: asyncpg.Connection | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -151,6 +152,7 @@ class Sequencer:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
+        await self._drop_connection()
         while not self.inbox.empty():
             _, _, future = self.inbox.get_nowait()
             if not future.done():
@@ -275,14 +277,32 @@ class Sequencer:
         return _Prepared(items, batch, outcomes, seq, last_ts, prev_hash)
 
     async def _commit(self, batch: Batch) -> float:
-        """Write one batch in one transaction; return how long the commit took."""
+        """Write one batch in one transaction; return how long the commit took.
+
+        The sequencer keeps one connection of its own (a pool's release would cost a reset round trip per batch);
+        after any failure it is dropped and a fresh one is taken.
+        """
         started = time.perf_counter()
         if self.before_commit is not None:
             await self.before_commit(batch)
-        async with self.pool.acquire() as conn:
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            conn = self._conn = await self.pool.acquire()
+        try:
             async with conn.transaction():
                 await self.store.write(conn, batch)
+        except BaseException:
+            await self._drop_connection()
+            raise
         return time.perf_counter() - started
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await self.pool.release(conn, timeout=1.0)
+            except Exception:  # a broken connection: make sure it is gone
+                conn.terminate()
 
     async def _settle(
         self,
