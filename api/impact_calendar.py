@@ -58,7 +58,14 @@ def due_date(first_due: date, frequency: ReportFrequency, index: int) -> date:
 def reporting_status(
     first_due: date, frequency: ReportFrequency, grace_days: int, reports_published: int, today: date
 ) -> ReportingStatus:
-    next_due = due_date(first_due, frequency, reports_published)
-    grace_ends = next_due + timedelta(days=grace_days)
+    # Dates past the calendar's end (year 9999) stay at its last day rather than failing.
+    try:
+        next_due = due_date(first_due, frequency, reports_published)
+    except ValueError:
+        next_due = date.max
+    try:
+        grace_ends = next_due + timedelta(days=grace_days)
+    except OverflowError:
+        grace_ends = date.max
     state = ReportingState.OVERDUE if today > grace_ends else ReportingState.CURRENT
     return ReportingStatus(state, next_due, grace_ends, reports_published)

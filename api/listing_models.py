@@ -26,7 +26,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 SIGNED_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$")
 
-Url = Annotated[StrictStr, Field(max_length=2000, pattern=r"^https?://[^\s]+$", examples=["https://example.org/p.pdf"])]
+Url = Annotated[
+    StrictStr,
+    Field(max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$", examples=["https://example.org/p.pdf"]),
+]
 Sha256 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document, 64 hex digits.")]
 IndicatorCode = Annotated[
     StrictStr, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$", examples=["PI4060"], description="e.g. an IRIS+ metric id")

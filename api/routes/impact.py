@@ -44,7 +44,7 @@ from api.listing_views import (
     rfc3339,
     status_of,
 )
-from api.routes.issuers import numeric_id, pool_of, utc_today
+from api.routes.issuers import SYMBOL, listing_symbol, numeric_id, pool_of, utc_today
 from exchange.instrument import InstrumentKind
 
 router = APIRouter(prefix="/v1", tags=["impact"])
@@ -55,7 +55,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 PUBLIC_ACTIONS = ("approve", "suspend", "resume", "delist")
 LATEST_REPORTS = 5
-REPORT_CURSOR = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(\d{1,18})$")
+REPORT_CURSOR = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})\.([0-9]{1,18})$")
 
 
 def trading_state_of(request: Request, symbol: str) -> str | None:
@@ -70,7 +70,7 @@ def trading_state_of(request: Request, symbol: str) -> str | None:
 
 
 async def _public_listing(conn: asyncpg.Connection, symbol: str) -> asyncpg.Record:
-    row = await store.listing_of(conn, symbol)
+    row = await store.listing_of(conn, listing_symbol(symbol))
     if row is None:
         raise ApiError(404, "UNKNOWN_LISTING", f"no impact listing {symbol}", {"symbol": symbol})
     return row
@@ -117,7 +117,7 @@ async def publish_report(
         )
     async with pool_of(request).acquire() as conn, conn.transaction():
         # The lock serialises reports of one listing, so two cannot claim overlapping periods at once.
-        listing = await store.listing_of(conn, symbol, for_update=True)
+        listing = await store.listing_of(conn, listing_symbol(symbol), for_update=True)
         if listing is None or listing["issuer_id"] != principal.participant_id:
             raise ApiError(404, "UNKNOWN_LISTING", f"no listing {symbol} of yours", {"symbol": symbol})
         application_id = listing["application_id"]
@@ -192,7 +192,7 @@ async def find_instruments(
     reporting: Annotated[
         ReportingState | None, Query(description="current or overdue (as of today)")
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=32, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(pattern=SYMBOL.pattern, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ImpactInstrumentPage:
     today = utc_today()

@@ -13,6 +13,7 @@ reads issuer records (the listed company and its screening are public), never pe
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
 from api import listings_store as store
-from api.auth import Principal, Role, require
+from api.auth import PARTICIPANT_ID, Principal, Role, require
 from api.commands import engine_of, first_reject, reject_error, submit
 from api.errors import ApiError, ErrorEnvelope
 from api.listing_models import (
@@ -76,8 +77,27 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+NUMERIC_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII only: str.isdigit() also admits digits like "²" that int() refuses
+
+
+SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._\-]{0,31}$")
+
+
+def listing_symbol(symbol: str) -> str:
+    """A path's symbol, or 404 before it reaches the database (which refuses, e.g., a NUL in text)."""
+    if not SYMBOL.fullmatch(symbol):
+        raise ApiError(404, "UNKNOWN_LISTING", "no such listing")
+    return symbol
+
+
+def issuer_id_of(issuer_id: str) -> str:
+    if not PARTICIPANT_ID.fullmatch(issuer_id):
+        raise ApiError(404, "UNKNOWN_ISSUER", "no such issuer")
+    return issuer_id
+
+
 def numeric_id(text: str, code: str, what: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not NUMERIC_ID.fullmatch(text):
         raise ApiError(404, code, f"no {what} {text}")
     return int(text)
 
@@ -112,7 +132,9 @@ async def put_issuer(
 async def list_issuers(
     request: Request,
     legal_form: LegalForm | None = None,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=PARTICIPANT_ID.pattern, description="next_cursor of the previous page")
+    ] = None,
     limit: Limit = 100,
 ) -> IssuerPage:
     async with pool_of(request).acquire() as conn:
@@ -127,6 +149,7 @@ async def list_issuers(
 
 @router.get("/issuers/{issuer_id}", response_model=IssuerView, responses=ERRORS, summary="One issuer (public)")
 async def get_issuer(issuer_id: str, request: Request) -> IssuerView:
+    issuer_id_of(issuer_id)
     async with pool_of(request).acquire() as conn:
         row = await store.get_issuer(conn, issuer_id)
         if row is None:
@@ -145,6 +168,7 @@ async def get_issuer(issuer_id: str, request: Request) -> IssuerView:
 async def screen_issuer(
     issuer_id: str, body: ScreeningRequest, request: Request, principal: Annotated[Principal, Depends(OPERATOR)]
 ) -> IssuerView:
+    issuer_id_of(issuer_id)
     async with pool_of(request).acquire() as conn, conn.transaction():
         current = await store.get_issuer(conn, issuer_id, for_update=True)
         if current is None:
@@ -414,7 +438,7 @@ async def reject_application(
 
 
 async def _listing(conn: asyncpg.Connection, symbol: str, *, for_update: bool = False) -> asyncpg.Record:
-    row = await store.listing_of(conn, symbol, for_update=for_update)
+    row = await store.listing_of(conn, listing_symbol(symbol), for_update=for_update)
     if row is None:
         raise ApiError(404, "UNKNOWN_LISTING", f"no listing {symbol} (instruments listed by application only)")
     return row

@@ -71,3 +71,9 @@ def test_due_dates_always_advance_and_keep_the_day_when_the_month_has_it(first, 
     assert following > this
     assert this.day == min(first.day, calendar.monthrange(this.year, this.month)[1])
     assert (this.year * 12 + this.month) - (first.year * 12 + first.month) == k * frequency.months
+
+
+def test_dates_beyond_the_calendars_end_stay_at_its_last_day():
+    status = reporting_status(date(9999, 6, 30), ANNUAL, 730, 1, date(2026, 1, 1))
+    assert status.next_due == date.max and status.grace_ends == date.max
+    assert status.state is ReportingState.CURRENT

@@ -180,3 +180,25 @@ async def test_a_pending_application_is_not_public(api_client, listings):
     response = await api_client.get("/v1/impact/instruments/PEND")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "UNKNOWN_LISTING"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/impact/instruments/GI%00RA",
+        "/v1/impact/instruments/gira",
+        "/v1/impact/instruments/%C2%B2/reports",
+        "/v1/issuers/%00",
+        "/v1/impact-reports/%C2%B2",
+    ],
+)
+async def test_names_that_cannot_exist_are_404_before_reaching_the_database(api_client, listings, path):
+    response = await api_client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] in ("UNKNOWN_LISTING", "UNKNOWN_ISSUER", "UNKNOWN_REPORT")
+
+
+@pytest.mark.parametrize("params", [{"cursor": "GI\u0000RA"}])
+async def test_a_cursor_that_no_page_could_have_given_is_422(api_client, listings, params):
+    assert (await api_client.get("/v1/impact/instruments", params=params)).status_code == 422
+    assert (await api_client.get("/v1/issuers", params=params)).status_code == 422

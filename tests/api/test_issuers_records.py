@@ -72,6 +72,7 @@ async def test_only_issuers_write_issuer_records(api_client, people):
         ("legal_form", "limited_company"),
         ("country", "Italy"),
         ("website", "ftp://girasole.example.org"),
+        ("website", "https://girasole.example.org/\u0000"),
         ("legal_name", "Girasole\u0000"),
         ("evidence", {"target_population_share": "101", "last_due_diligence": "2025-03-31"}),
         ("evidence", {"target_population_share": 78.5, "last_due_diligence": "2025-03-31"}),
