@@ -33,7 +33,8 @@ def register_demo_command(app: typer.Typer) -> None:
     def demo() -> None:
         """Fill an empty exchange with a demo market: three impact issuers, funded investors, a book and trades.
 
-        Idempotent: run again, it only prints fresh keys for the demo participants. Stop the server first (one writer per database); `exchange serve --demo` seeds at start-up instead.
+        Idempotent: run again, it only prints fresh keys for the demo participants. Stop the server first (one
+        writer per database); `exchange serve --demo` seeds at start-up instead.
         """
         from api.demo import DemoError, base_url, welcome
         from api.logging import configure_logging

@@ -354,7 +354,8 @@ async def _trading(api: _Api) -> None:
     for symbol, issuer, offers in _ISSUER_OFFERS:
         await api.call("POST", f"/v1/instruments/{symbol}/state", OPERATOR, {"state": "open", "reason": "demo"})
         issued = sum(int(quantity) for _, quantity in offers)
-        await api.call("POST", f"/v1/instruments/{symbol}/issuance", OPERATOR, {"account": issuer, "quantity": str(issued)})
+        issuance = {"account": issuer, "quantity": str(issued)}
+        await api.call("POST", f"/v1/instruments/{symbol}/issuance", OPERATOR, issuance)
         for price, quantity in offers:
             await _order(api, issuer, symbol, "sell", price, quantity)
     for account, symbol, side, price, quantity in _INVESTOR_ORDERS:
@@ -432,6 +433,8 @@ def welcome(result: DemoResult, base_url: str) -> str:
         if result.outcome is DemoOutcome.SEEDED
         else "Demo market already present; fresh demo keys issued"
     )
+    investor_key = result.keys.get(INVESTOR, "<key>")
+    order = '{"symbol":"GIRASOLE","side":"buy","price":"24.90","quantity":"10"}'
     lines = [
         f"{heading}: {', '.join(result.symbols)}.",
         "Orders are taken in trading phases (the calendar: Mon-Fri 08:00-17:35 Europe/Rome; EXCHANGE_SCHEDULE=off "
@@ -443,9 +446,9 @@ def welcome(result: DemoResult, base_url: str) -> str:
         f"  curl -s {base_url}/v1/markets/GIRASOLE/book",
         f"  curl -s '{base_url}/v1/impact/instruments?sdg=7'",
         f"  curl -s {base_url}/v1/impact/instruments/GIRASOLE",
-        f"  curl -s -H 'Authorization: Bearer {result.keys.get(INVESTOR, '<key>')}' {base_url}/v1/balances",
-        f"  curl -s -H 'Authorization: Bearer {result.keys.get(INVESTOR, '<key>')}' -H 'Content-Type: application/json' "
-        f"-d '{{\"symbol\":\"GIRASOLE\",\"side\":\"buy\",\"price\":\"24.90\",\"quantity\":\"10\"}}' {base_url}/v1/orders",
+        f"  curl -s -H 'Authorization: Bearer {investor_key}' {base_url}/v1/balances",
+        f"  curl -s -H 'Authorization: Bearer {investor_key}' -H 'Content-Type: application/json' "
+        f"-d '{order}' {base_url}/v1/orders",
         f"  Docs: {base_url}/docs",
     ]
     return "\n".join(lines)

@@ -60,7 +60,9 @@ READERS = require(Role.ISSUER, Role.OPERATOR, Role.REGULATOR)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope} for code in (401, 403, 404, 409, 422, 429, 503)
 }
-RESUMABLE_STATES = frozenset({TradingState.OPEN, TradingState.PRE_OPEN, TradingState.OPENING_AUCTION, TradingState.CLOSED})
+RESUMABLE_STATES = frozenset(
+    {TradingState.OPEN, TradingState.PRE_OPEN, TradingState.OPENING_AUCTION, TradingState.CLOSED}
+)
 Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 

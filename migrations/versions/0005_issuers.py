@@ -64,17 +64,17 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX issuers_legal_form_idx ON issuers (legal_form, issuer_id)")
     op.execute(
-        f"""
+        """
         CREATE TABLE listing_applications (
             application_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             issuer_id         text NOT NULL REFERENCES issuers (issuer_id),
-            symbol            text NOT NULL CHECK (symbol ~ '^[A-Z0-9][A-Z0-9._-]{{0,31}}$'),
+            symbol            text NOT NULL CHECK (symbol ~ '^[A-Z0-9][A-Z0-9._-]{0,31}$'),
             kind              text NOT NULL CHECK (kind IN ('equity', 'bond')),
-            currency          text NOT NULL CHECK (currency ~ '^[A-Z]{{3}}$'),
+            currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
             terms             jsonb NOT NULL,
             sdgs              smallint[] NOT NULL CHECK (
                                   cardinality(sdgs) BETWEEN 1 AND 17
-                                  AND sdgs <@ '{{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17}}'::smallint[]
+                                  AND sdgs <@ '{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17}'::smallint[]
                               ),
             theory_of_change  text NOT NULL CHECK (length(theory_of_change) BETWEEN 1 AND 5000),
             report_frequency  text NOT NULL CHECK (report_frequency IN ('annual', 'semiannual', 'quarterly')),

@@ -3,6 +3,8 @@ listed through the sequencer in pre_open) or rejects, with a reason recorded."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -89,7 +91,9 @@ async def test_a_bond_application_lists_a_bond_with_its_terms(api_app, api_clien
 async def test_approval_needs_an_eligible_screening(api_client, people):
     application = await apply(api_client, people["girasole"], equity_application())
     response = await api_client.post(
-        f"/v1/listing-applications/{application['id']}/approve", json={"reason": "ok"}, headers=people["operator"].headers
+        f"/v1/listing-applications/{application['id']}/approve",
+        json={"reason": "ok"},
+        headers=people["operator"].headers,
     )
     assert response.status_code == 409
     assert response.json()["error"] == {
@@ -263,3 +267,16 @@ async def test_the_public_cannot_read_applications(api_client, people):
 async def test_an_unknown_application_id_is_404(api_client, people, application_id):
     response = await api_client.get(f"/v1/listing-applications/{application_id}", headers=people["operator"].headers)
     assert response.status_code == 404
+
+
+async def test_two_operators_approving_at_once_list_the_instrument_once(api_app, api_client, people):
+    second = await make_caller(api_app, "ops-two", Role.OPERATOR)
+    await screen(api_client, people["operator"], "girasole")
+    application = await apply(api_client, people["girasole"], equity_application())
+    path = f"/v1/listing-applications/{application['id']}/approve"
+    answers = await asyncio.gather(
+        *(api_client.post(path, json={"reason": "ok"}, headers=who.headers) for who in (people["operator"], second))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    decided = (await api_client.get(f"/v1/listing-applications/{application['id']}", headers=second.headers)).json()
+    assert [d["action"] for d in decided["decisions"]] == ["approve"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -76,7 +75,8 @@ async def test_only_issuers_write_issuer_records(api_client, people):
         ("legal_name", "Girasole\u0000"),
         ("evidence", {"target_population_share": "101", "last_due_diligence": "2025-03-31"}),
         ("evidence", {"target_population_share": 78.5, "last_due_diligence": "2025-03-31"}),
-        ("evidence", {"target_population_share": "80", "excluded_sectors": ["tea"], "last_due_diligence": "2025-03-31"}),
+        ("evidence", {"target_population_share": "80", "last_due_diligence": "2025-03"}),
+        ("evidence", {"target_population_share": "8", "excluded_sectors": ["tea"], "last_due_diligence": "2025-01-01"}),
     ],
 )
 async def test_an_invalid_issuer_record_is_refused_with_422(api_client, people, field, value):

@@ -171,18 +171,18 @@ async def test_a_listing_lives_from_application_to_redemption_with_a_balanced_re
     assert fill["cash"] == "10100" and fill["accrued_interest"] != "0"  # 100 bonds at 101 % of 100 EUR, plus accrued
     await w.checkpoint()
 
-    # -- 5. the first coupon: 2 % of 100 EUR on each of the 800 bonds held by investors ----------------------------------
+    # -- 5. the first coupon: 2 % of 100 EUR on each of the 800 bonds held by investors --------------------------------
     w.clock.move_to(datetime(2024, 7, 16, 9, 0, tzinfo=UTC))
     coupon = await w.call("POST", "/v1/instruments/CASA/coupons", "ops", {"payment_date": "2024-07-15"}, 201)
     assert (coupon["holders"], coupon["units"], coupon["total"]) == (2, "800", "1600")
     await w.checkpoint()
 
-    # -- 6. a dividend of 0.50 EUR a share on the 650 shares the investors hold -----------------------------------------
+    # -- 6. a dividend of 0.50 EUR a share on the 650 shares the investors hold ----------------------------------------
     dividend = await w.call("POST", "/v1/instruments/GIRA/dividends", "ops", {"amount_per_share": "0.50"}, 201)
     assert (dividend["units"], dividend["total"]) == ("650", "325")
     await w.checkpoint()
 
-    # -- 7. the issuer reports its impact for the half-year; the assessor assures it -------------------------------------
+    # -- 7. the issuer reports its impact for the half-year; the assessor assures it -----------------------------------
     report = await w.call(
         "POST", "/v1/listings/GIRA/impact-reports", "girasole", report_body("2024-01-01", "2024-06-30"), 201
     )
@@ -198,7 +198,7 @@ async def test_a_listing_lives_from_application_to_redemption_with_a_balanced_re
     assert view["impact_reporting"]["last_assured_report"]["report_id"] == report["id"]
     await w.checkpoint()
 
-    # -- 8. a suspension refuses orders; resumption lets them trade again ------------------------------------------------
+    # -- 8. a suspension refuses orders; resumption lets them trade again ----------------------------------------------
     await w.call("POST", "/v1/listings/GIRA/suspend", "ops", {"reason": "Pending clarification of a press report"})
     refused = await w.client.post(
         "/v1/orders", json=_order("GIRA", "buy", "10", "25.00"), headers=w.people["alice"].headers
@@ -209,7 +209,7 @@ async def test_a_listing_lives_from_application_to_redemption_with_a_balanced_re
     assert resumed["status"] == "filled"
     await w.checkpoint()
 
-    # -- 9. maturity: the final coupon, then redemption at par; the bond is delisted and retired -------------------------
+    # -- 9. maturity: the final coupon, then redemption at par; the bond is delisted and retired -----------------------
     w.clock.move_to(datetime(2025, 1, 16, 9, 0, tzinfo=UTC))
     final = await w.call("POST", "/v1/instruments/CASA/coupons", "ops", {"payment_date": "2025-01-15"}, 201)
     assert final["total"] == "1600"
@@ -225,5 +225,6 @@ async def test_a_listing_lives_from_application_to_redemption_with_a_balanced_re
     # Where the money went, to the cent: alice paid 70,000 for 700 bonds at the offer, 15,000 + 250 for 610 shares,
     # sold 100 bonds for 10,100 + accrued; received coupons on 600 bonds twice (2 x 1,200), a dividend on 600 shares
     # (300) and 60,000 at redemption.
-    expected = Decimal("150000") - 70000 - 15000 - 250 + 10100 + Decimal(fill["accrued_interest"]) + 2 * 1200 + 300 + 60000
+    accrued = Decimal(fill["accrued_interest"])
+    expected = Decimal("150000") - 70000 - 15000 - 250 + 10100 + accrued + 2 * 1200 + 300 + 60000
     assert Decimal(await w.balance("alice", "EUR")) == expected
