@@ -188,12 +188,10 @@ def timed(run: Callable[[], object]) -> tuple[float, float]:
 
 
 def engine_run(
-    commands: Sequence[Command], preload: Sequence[Command] = (), freeze: bool = False, accounts: Sequence[str] = ACCOUNTS
+    commands: Sequence[Command], preload: Sequence[Command] = (), accounts: Sequence[str] = ACCOUNTS
 ) -> tuple[float, float, Engine]:
+    """(wall seconds, CPU seconds, the engine) of `commands` applied after the setup and `preload` (not timed)."""
     engine, first = fresh_engine(preload, accounts)
-    if freeze:
-        gc.collect()
-        gc.freeze()  # what a server would do once recovered: stop the collector re-walking long-lived objects
 
     def run() -> None:
         apply = engine.apply
@@ -202,11 +200,7 @@ def engine_run(
             apply(seq, TS0_US + seq, command)
             seq += 1
 
-    try:
-        wall, cpu = timed(run)
-    finally:
-        if freeze:
-            gc.unfreeze()
+    wall, cpu = timed(run)
     return wall, cpu, engine
 
 
@@ -341,12 +335,6 @@ def main() -> None:
         deep_walls.append(wall)
         deep_resting = len(engine.orders)
         del engine
-    frozen_wall = frozen_shallow_wall = None
-    if not args.quick:
-        frozen_wall, _, engine = engine_run(deep_commands, preload, freeze=True, accounts=accounts)
-        del engine
-        frozen_shallow_wall, _, engine = engine_run(commands, freeze=True, accounts=accounts)
-        del engine
 
     best_engine = rate(count, min(engine_walls))
     best_bare = rate(count, min(bare_walls))
@@ -373,11 +361,6 @@ def main() -> None:
             ("resting at the end: engine / bare", f"{engine_resting:,} / {bare_resting:,} (deep run: {deep_resting:,})"),
             ("trades / rejected commands", f"{trades:,} (bare {bare_trades:,} fills) / {rejected:,}"),
     ]
-    if frozen_wall is not None and frozen_shallow_wall is not None:
-        rows[5:5] = [
-            ("deep, gc.freeze() after preload", f"{rate(count, frozen_wall):>12,.0f} commands/s (one run; for information)"),
-            ("shallow, gc.freeze() after setup", f"{rate(count, frozen_shallow_wall):>12,.0f} commands/s (one run; for information)"),
-        ]
     table("results", rows)
     if engine_resting != bare_resting or rejected or deep_resting != engine_resting + deep:
         raise SystemExit("the engine, the bare loop and the deep run disagree: the comparison would be meaningless")

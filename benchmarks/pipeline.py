@@ -89,6 +89,21 @@ async def durability(pool: asyncpg.Pool, server: str) -> str:
     return f"synchronous_commit={session} for the sequencer (server default {default}), fsync={fsync}"
 
 
+async def commit_floor(pool: asyncpg.Pool, count: int = 200) -> list[float]:
+    """Seconds of `count` one-row INSERTs, each its own durable commit: the least any ack can wait (sorted)."""
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE bench_commit_probe (n int)")
+        try:
+            latencies = []
+            for n in range(count):
+                started = time.perf_counter()
+                await conn.execute("INSERT INTO bench_commit_probe VALUES ($1)", n)
+                latencies.append(time.perf_counter() - started)
+        finally:
+            await conn.execute("DROP TABLE bench_commit_probe")
+    return sorted(latencies)
+
+
 async def submit_all(sequencer: Sequencer, commands: Iterable[Command], concurrency: int) -> tuple[float, int, int]:
     """Send `commands` from `concurrency` submitters that each wait for their ack; (seconds, committed, rejected).
 
@@ -358,6 +373,11 @@ async def run(args: argparse.Namespace) -> None:
                 results.append(("  where the batch writes spent the run's wall time:", ""))
                 results.extend(statements)
         async with running_sequencer(server, f"{base}_paced", base, 1_000) as sequencer:
+            floor = await commit_floor(sequencer.pool)
+            results.append((
+                "baseline: one-row INSERT, own durable commit",
+                f"p50 {percentile(floor, 50) * 1000:.2f} ms, p99 {percentile(floor, 99) * 1000:.2f} ms (the floor of any ack)",
+            ))
             latencies, seconds, rejected = await paced(sequencer, commands[:paced_count], PACED_RATE)
             latencies.sort()
             p50, p99, p999 = (percentile(latencies, q) * 1000 for q in (50, 99, 99.9))
