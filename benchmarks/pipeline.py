@@ -387,7 +387,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"({len(latencies) / seconds:,.0f}/s achieved, rejected {rejected})",
             ))
         best_batch = max(saturation, key=saturation.__getitem__)
-        profile_count = min(count, 50_000)
+        profile_count = min(count, 5_000 if args.quick else 50_000)
         async with running_sequencer(server, f"{base}_profile", base, best_batch) as sequencer:
             profile = cProfile.Profile()
             profile.enable()
@@ -407,7 +407,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 commands, one batch_max, 5 s paced")
+    parser.add_argument("--quick", action="store_true", help="20,000 commands, one batch_max, 5 s paced, 5,000 profiled")
     parser.add_argument("--commands", type=int, help="commands per saturation run (default 200,000; quick 20,000)")
     parser.add_argument("--batch-max", type=int, action="append", help="batch_max to try (repeatable)")
     parser.add_argument("--concurrency", type=int, default=2_000, help="submitters at saturation")
