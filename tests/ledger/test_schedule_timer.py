@@ -68,8 +68,9 @@ async def test_the_running_timer_sends_a_transition_once_its_time_has_come(seque
         await asyncio.sleep(0.05)
         assert await schedule_journal(pool) == []
         clock.now_us = at(8) + SECOND
+        # Wait for the commit, not for memory: the engine applies a batch before the batch has committed.
         for _ in range(200):
-            if sequencer.engine.instruments["ACME"].state is TradingState.PRE_OPEN:
+            if await schedule_journal(pool):
                 break
             await asyncio.sleep(0.01)
     finally:
