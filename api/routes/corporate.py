@@ -571,7 +571,7 @@ async def subscribe(
 async def my_subscriptions(
     request: Request,
     principal: Annotated[Principal, Depends(INVESTOR)],
-    offer_id: Annotated[str | None, Query(max_length=64)] = None,
+    offer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")] = None,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> SubscriptionPage:

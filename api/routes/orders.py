@@ -275,8 +275,10 @@ async def list_orders(
     request: Request,
     principal: Annotated[Principal, Depends(require(*TRADERS, Role.REGULATOR))],
     status: Annotated[str | None, Query(pattern="^(open|done)$")] = None,
-    symbol: Annotated[str | None, Query(max_length=32)] = None,
-    account: Annotated[str | None, Query(max_length=64, description="Regulator only")] = None,
+    symbol: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Z0-9][A-Z0-9._\-]*$")] = None,
+    account: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[a-z0-9@][a-z0-9_.\-]*$", description="Regulator only")
+    ] = None,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> OrderPage:
@@ -402,7 +404,7 @@ async def amend_order(
 async def list_fills(
     request: Request,
     principal: Annotated[Principal, Depends(require(*TRADERS))],
-    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    symbol: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Z0-9][A-Z0-9._\-]*$")] = None,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> FillPage:
