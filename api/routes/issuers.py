@@ -34,7 +34,6 @@ from api.listing_models import (
     DecisionRequest,
     GracePeriodRequest,
     ImpactReportingView,
-    InstrumentKind,
     IssuerPage,
     IssuerRequest,
     IssuerView,
@@ -50,7 +49,7 @@ from api.units import UnitError, parse_decimal
 from exchange import codec
 from exchange.commands import ListInstrument, SetTradingState
 from exchange.engine import Engine
-from exchange.instrument import Instrument, TradingState
+from exchange.instrument import Instrument, InstrumentKind, TradingState
 from exchange.rejects import RejectReason
 
 router = APIRouter(prefix="/v1", tags=["issuers and listings"])
@@ -65,6 +64,10 @@ RESUMABLE_STATES = frozenset(
 )
 Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=200)]
+# Path names are checked before they reach the database, which refuses some text (a NUL) with an error of its own.
+# ASCII digits only: str.isdigit() also admits digits such as "²" that int() refuses.
+NUMERIC_ID = re.compile(r"^[0-9]{1,18}$")
+SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._\-]{0,31}$")
 
 
 def pool_of(request: Request) -> asyncpg.Pool:
@@ -79,14 +82,7 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-NUMERIC_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII only: str.isdigit() also admits digits like "²" that int() refuses
-
-
-SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._\-]{0,31}$")
-
-
 def listing_symbol(symbol: str) -> str:
-    """A path's symbol, or 404 before it reaches the database (which refuses, e.g., a NUL in text)."""
     if not SYMBOL.fullmatch(symbol):
         raise ApiError(404, "UNKNOWN_LISTING", "no such listing")
     return symbol
