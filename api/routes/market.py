@@ -7,6 +7,8 @@ buyer, the seller or their orders. (The issuer of an instrument is public: it is
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -20,6 +22,8 @@ from api.marketdata import Market, MarketData, coupon_rate_percent, now_us, rfc3
 from api.units import minor_to_cash, ticks_to_price, units_to_quantity
 from exchange.instrument import Instrument
 
+# ASCII digits only (str.isdigit() admits "²", which int() refuses), at most 18 so it fits a bigint.
+_DIGITS = re.compile(r"[0-9]{1,18}")
 router = APIRouter(prefix="/v1", tags=["market data"])
 
 MAX_DEPTH = 1_000
@@ -290,7 +294,7 @@ async def get_trades(
     market = market_of(request, symbol)
     before: int | None = None
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
+        if not _DIGITS.fullmatch(cursor):
             raise ApiError(
                 422, "INVALID_CURSOR", "cursor must be the next_cursor of a previous page", {"cursor": cursor}
             )

@@ -7,6 +7,7 @@ A caller sees only its own orders and fills: another participant's order id answ
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import asyncpg
@@ -44,6 +45,8 @@ from ledger.entries import Bucket
 from ledger.projection import ORDER_COLUMNS, OrderProjection
 from ledger.queries import balances_of
 
+# ASCII digits only (str.isdigit() admits "²", which int() refuses), at most 18 so it fits a bigint.
+_DIGITS = re.compile(r"[0-9]{1,18}")
 router = APIRouter(prefix="/v1", tags=["orders"])
 TRADERS = (Role.INVESTOR, Role.ISSUER)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -132,7 +135,7 @@ def _trade_record(trade: Trade, ts_us: int) -> dict[str, Any]:
 
 
 async def _load_order(request: Request, principal: Principal, order_id: str) -> asyncpg.Record:
-    if not order_id.isdigit() or len(order_id) > 18:
+    if not _DIGITS.fullmatch(order_id):
         raise ApiError(404, "UNKNOWN_ORDER", f"no order {order_id}")
     async with request.app.state.pg_pool.acquire() as conn:
         row = await conn.fetchrow(ORDER_SELECT + " WHERE order_id = $1", int(order_id))

@@ -176,3 +176,8 @@ async def test_an_investor_cannot_deposit_cash(api_client, market):
 async def test_orders_need_an_api_key(api_client, market):
     response = await api_client.post("/v1/orders", json=order("buy", "1"))
     assert response.status_code == 401
+
+
+async def test_an_order_id_of_unicode_digits_answers_404_not_500(api_client, market):
+    response = await api_client.delete("/v1/orders/\u00b2", headers=market["bob"].headers)
+    assert response.status_code == 404
