@@ -53,6 +53,8 @@ DERANDOMIZE = not os.environ.get("FUZZ_RANDOM")
 # The regulator's checks run a child process each (about a second): a few examples show they never fail.
 SLOW_OPERATIONS = frozenset({("POST", "/v1/regulator/verify"), ("POST", "/v1/regulator/replay")})
 SLOW_EXAMPLES = 3
+# Requests from callers an operation does not admit: well-formed ones, a few per caller (the matrix covers every pair).
+REFUSED_EXAMPLES = 3
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 BASE_URL = "http://exchange.test"
 
@@ -300,6 +302,34 @@ async def test_the_regulators_checks_never_fail_on_any_input(
     exchange: Exchange, method: str, path: str, caller: str | None, data: st.DataObject
 ) -> None:
     await fuzz_once(exchange, method, path, caller, data)
+
+
+def refused_callers(method: str, path: str) -> list[str | None]:
+    """Who must be turned away from a keyed operation: no key, and every role it does not admit."""
+    admitted = ACCESS.get((method, path))
+    if admitted is None or admitted == PUBLIC:
+        return []
+    return [None, *sorted(role.value for role in Role if role not in admitted)]
+
+
+REFUSED_CASES = [
+    (method, path, caller)
+    for (method, path) in sorted(OPERATIONS, key=_running_order)
+    for caller in refused_callers(method, path)
+]
+
+
+@pytest.mark.parametrize(("method", "path", "caller"), REFUSED_CASES, ids=_ids(REFUSED_CASES))
+@settings(FUZZ, max_examples=REFUSED_EXAMPLES)
+@given(data=st.data())
+async def test_valid_requests_from_callers_a_route_does_not_admit_are_refused_before_anything_happens(
+    exchange: Exchange, method: str, path: str, caller: str | None, data: st.DataObject
+) -> None:
+    case = data.draw(OPERATIONS[(method, path)].as_strategy(GenerationMode.POSITIVE), label="request")
+    _steer(case, exchange.known, data)
+    response, _ = await send(exchange, case, caller)
+    assert response.status_code == (401 if caller is None else 403), response.text
+    assert_error_envelope(response)
 
 
 # Found by the fuzzing above: filters passed on to PostgreSQL, which cannot hold a NUL character in a text value.
