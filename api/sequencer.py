@@ -84,6 +84,14 @@ class _Prepared:
     last_hash: bytes
 
 
+def _unusable(conn: asyncpg.Connection) -> bool:
+    """A pooled connection that the server closed, or that the pool took back when it noticed."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
 def _fail_all(items: list[Item], error: Exception) -> None:
     for _, _, future in items:
         if not future.done():
@@ -285,10 +293,11 @@ class Sequencer:
         started = time.perf_counter()
         if self.before_commit is not None:
             await self.before_commit(batch)
-        conn = self._conn
-        if conn is None or conn.is_closed():
-            conn = self._conn = await self.pool.acquire()
         try:
+            conn = self._conn
+            if conn is None or _unusable(conn):
+                await self._drop_connection()
+                conn = self._conn = await self.pool.acquire()
             async with conn.transaction():
                 await self.store.write(conn, batch)
         except BaseException:
@@ -298,11 +307,15 @@ class Sequencer:
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            await self.pool.release(conn, timeout=1.0)
+        except Exception:  # broken, or already given back by the pool when the server dropped it
             try:
-                await self.pool.release(conn, timeout=1.0)
-            except Exception:  # a broken connection: make sure it is gone
                 conn.terminate()
+            except Exception:
+                log.debug("connection already gone", exc_info=True)
 
     async def _settle(
         self,

@@ -220,3 +220,15 @@ async def test_a_batch_built_on_a_failed_commit_fails_with_it_and_nothing_of_eit
     assert sequencer.engine.open_orders("alice") == [] and sequencer.engine.open_orders("bob") == []
     after = await sequencer.submit(buy(990), "alice")
     assert after.seq == before_seq + 1
+
+
+async def test_a_connection_the_server_dropped_between_batches_is_replaced_without_failing_anyone(sequencer, pool):
+    await sequencer.submit(buy(990), "alice")
+    await pool.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    await asyncio.sleep(0.2)  # the pool notices and takes the dead connection back
+    outcome = await sequencer.submit(buy(991), "alice")
+    assert outcome.seq == sequencer.last_seq
+    assert sequencer.failed_batches == 0
