@@ -13,6 +13,7 @@ in PostgreSQL, and keeping them apart keeps each route to one source.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api import listings_store as store
 from api.auth import Principal, Role, require
+from api.commands import first_reject, submit
 from api.errors import ApiError, ErrorEnvelope
 from api.impact_calendar import ReportingState
 from api.listing_models import (
@@ -45,7 +47,10 @@ from api.listing_views import (
     status_of,
 )
 from api.routes.issuers import SYMBOL, listing_symbol, numeric_id, pool_of, utc_today
+from exchange.commands import RecordImpactOutcome
 from exchange.instrument import InstrumentKind
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["impact"])
 ISSUER = require(Role.ISSUER)
@@ -163,7 +168,31 @@ async def assure_report(
         if await store.get_report(conn, number) is None:
             raise ApiError(404, "UNKNOWN_REPORT", f"no impact report {report_id}")
         await store.insert_assurance(conn, number, principal.participant_id, body.level.value, body.statement)
-        return await _report(conn, number)
+        view = await _report(conn, number)
+    await _step_impact_linked_coupon(request, view, principal)
+    return view
+
+
+async def _step_impact_linked_coupon(request: Request, view: ImpactReportView, principal: Principal) -> None:
+    """The coupon of an impact-linked bond follows its latest ASSURED report: journal the outcome now.
+
+    The listed rule: the target is met when every indicator of the report reached its target; then the coupon steps
+    down, otherwise up (by the steps in the bond's listed terms). The assurance itself is already recorded; if the
+    engine refuses the outcome (the bond was redeemed or delisted meanwhile), that is logged, not undone.
+    """
+    sequencer = getattr(request.app.state, "sequencer", None)
+    instrument = None if sequencer is None else sequencer.engine.instruments.get(view.symbol)
+    if instrument is None or not instrument.impact_linked:
+        return
+    target_met = bool(view.values) and all(value.target_met for value in view.values)
+    outcome = await submit(
+        request, RecordImpactOutcome(view.symbol, target_met, f"impact-report-{view.id}"), principal.participant_id
+    )
+    rejected = first_reject(outcome)
+    if rejected is not None:
+        log.warning(
+            "impact outcome not applied", extra={"symbol": view.symbol, "report": view.id, "reason": rejected.reason}
+        )
 
 
 @router.get(
