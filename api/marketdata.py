@@ -395,7 +395,7 @@ def private_event_views(event: Event, instruments: dict[str, Instrument]) -> lis
                         "remaining_quantity": units_to_quantity(
                             event.buy_remaining if is_buy else event.sell_remaining
                         ),
-                        "liquidity": "taker" if event.aggressor is side else "maker",
+                        "liquidity": "taker" if event.aggressor is side and not event.auction else "maker",
                         "cash": _cash(instrument, event.cash),
                         "accrued_interest": _cash(instrument, event.accrued),
                         "fee": _cash(instrument, event.buyer_fee if is_buy else event.seller_fee),

@@ -582,6 +582,7 @@ class Engine:
         aggressor: Side,
         buyer_bps: int,
         seller_bps: int,
+        auction: bool = False,
     ) -> None:
         """Book one execution whose quantities were already taken off both orders: cash, fees, securities, events."""
         lots = quantity // instrument.lot_size
@@ -629,6 +630,7 @@ class Engine:
                 buyer_release,
                 buy.remaining,
                 sell.remaining,
+                auction,
             )
         )
 
@@ -1008,7 +1010,7 @@ class Engine:
     ) -> None:
         # The aggressor of an auction trade is, by convention, the side that arrived later.
         aggressor = Side.BUY if buy.priority > sell.priority else Side.SELL
-        self._settle(instrument, buy, sell, price, quantity, aggressor, fee_bps, fee_bps)
+        self._settle(instrument, buy, sell, price, quantity, aggressor, fee_bps, fee_bps, auction=True)
 
     # ------------------------------------------------------------------ helpers and queries
 

@@ -106,6 +106,7 @@ class Trade(NamedTuple):
     buyer_release: int
     buy_remaining: int
     sell_remaining: int
+    auction: bool = False  # an uncrossing: nobody took liquidity, both sides paid the maker rate
 
 
 class OrderCancelled(NamedTuple):

@@ -35,6 +35,7 @@ TRADE_COLUMNS = (
     "accrued",
     "buyer_fee",
     "seller_fee",
+    "auction",
 )
 _ORDER_TYPES = (
     "bigint",
@@ -110,6 +111,7 @@ def trade_row(trade: Trade, ts_us: int) -> tuple:
         trade.accrued,
         trade.buyer_fee,
         trade.seller_fee,
+        trade.auction,
     )
 
 

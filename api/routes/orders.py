@@ -103,7 +103,7 @@ def fill_view(instrument: Instrument, trade: Any, account: str, ts_us: int | Non
         side=side,
         price=price_text(instrument, trade["price"]) or "0",
         quantity=quantity_text(trade["quantity"]),
-        liquidity="taker" if side.value == taker_side else "maker",
+        liquidity="maker" if trade["auction"] or side.value != taker_side else "taker",
         cash=cash_text(instrument, trade["cash"]),
         accrued_interest=cash_text(instrument, trade["accrued"]),
         fee=cash_text(instrument, trade["buyer_fee"] if is_buyer else trade["seller_fee"]),
@@ -131,6 +131,7 @@ def _trade_record(trade: Trade, ts_us: int) -> dict[str, Any]:
         "accrued": trade.accrued,
         "buyer_fee": trade.buyer_fee,
         "seller_fee": trade.seller_fee,
+        "auction": trade.auction,
     }
 
 

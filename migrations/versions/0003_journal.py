@@ -75,7 +75,8 @@ def upgrade() -> None:
             cash           bigint NOT NULL CHECK (cash >= 0),
             accrued        bigint NOT NULL CHECK (accrued >= 0),
             buyer_fee      bigint NOT NULL CHECK (buyer_fee >= 0),
-            seller_fee     bigint NOT NULL CHECK (seller_fee >= 0)
+            seller_fee     bigint NOT NULL CHECK (seller_fee >= 0),
+            auction        boolean NOT NULL DEFAULT false
         )
         """
     )

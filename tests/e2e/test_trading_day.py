@@ -488,11 +488,6 @@ def test_amendments_say_whether_the_order_kept_its_time_priority(day: Day) -> No
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: FillView documents auction fills as maker on both sides, but GET /v1/fills and the orders "
-    "channel label the side that arrived later 'taker' (its fee is the maker rate, as it should be)",
-)
 def test_auction_fills_say_both_sides_were_makers(day: Day) -> None:
     auction_fills = [f for t in TRADERS for f in day.fills[t] if f["seq"] in day.auction_seqs]
     assert [f["liquidity"] for f in auction_fills] == ["maker", "maker"]
