@@ -156,8 +156,8 @@ def app_operations(app: FastAPI) -> list[tuple[str, str]]:
     return sorted(found, key=lambda operation: (operation[1], operation[0]))
 
 
-_UNSTARTED_APP = create_app(Settings(_env_file=None))
-OPERATIONS = app_operations(_UNSTARTED_APP)
+UNSTARTED_APP = create_app(Settings(_env_file=None))
+OPERATIONS = app_operations(UNSTARTED_APP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,7 @@ def _has_body(app: FastAPI, method: str, path: str) -> bool:
 
 async def call(world: World, method: str, path: str, caller: str) -> httpx.Response:
     url = path.format(**world.path_values)
-    body: Any = {} if _has_body(_UNSTARTED_APP, method, path) else None
+    body: Any = {} if _has_body(UNSTARTED_APP, method, path) else None
     return await world.client.request(method, url, json=body, headers=world.headers[caller])
 
 
