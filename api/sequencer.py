@@ -55,6 +55,14 @@ class Backpressure(Exception):
         self.retry_after = retry_after
 
 
+class AnotherWriter(Exception):
+    """Another sequencer holds this database's writer lock: two writers would fork the journal."""
+
+
+# The session advisory lock that makes a sequencer the database's only writer ("exch").
+WRITER_LOCK = 0x65786368
+
+
 class CommitFailed(Exception):
     """The batch holding this command could not be committed: the command does not exist."""
 
@@ -177,6 +185,9 @@ class Sequencer:
     async def _recover(self) -> None:
         self.state = SequencerState.RECOVERING
         started = time.perf_counter()
+        # Become THE writer before reading the journal: nobody may append behind our back.
+        await self._drop_connection()
+        await self._writer_connection()
         recovered = await recover(self.pool)
         self.engine = recovered.engine
         self.projection = recovered.projection
@@ -294,16 +305,33 @@ class Sequencer:
         if self.before_commit is not None:
             await self.before_commit(batch)
         try:
-            conn = self._conn
-            if conn is None or _unusable(conn):
-                await self._drop_connection()
-                conn = self._conn = await self.pool.acquire()
+            conn = await self._writer_connection()
             async with conn.transaction():
                 await self.store.write(conn, batch)
         except BaseException:
             await self._drop_connection()
             raise
         return time.perf_counter() - started
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        """The sequencer's own connection, holding the database's writer lock (one sequencer per database).
+
+        The lock is a session advisory lock: it goes when the connection goes (a crash, a release to the pool), so
+        a replacement connection must take it again, and fails if another sequencer took it meanwhile.
+        """
+        conn = self._conn
+        if conn is not None and not _unusable(conn):
+            return conn
+        await self._drop_connection()
+        conn = await self.pool.acquire()
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK):
+                raise AnotherWriter("another sequencer is writing to this database")
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        self._conn = conn
+        return conn
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

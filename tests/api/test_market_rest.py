@@ -441,6 +441,7 @@ async def test_the_market_picture_survives_a_restart(api_app: FastAPI, api_clien
     paths = ["/v1/markets/ACME/book", "/v1/markets/ACME/trades", "/v1/instruments"]
     before = [(await api_client.get(path)).json() for path in paths]
     ticker_before = (await api_client.get("/v1/markets/ACME/ticker")).json()
+    await api_app.state.sequencer.stop()  # a restart: one writer per database, so the first one goes first
     settings = Settings(_env_file=None, database_url=api_app.state.settings.database_url, data_dir=tmp_path / "again")
     async with running_app(settings) as (_, client):
         after = [(await client.get(path)).json() for path in paths]
@@ -458,6 +459,7 @@ async def test_an_auction_in_progress_shows_the_same_indicative_price_after_a_re
     await limit(api_app, "inv-alice", Side.BUY, 10, 1_010)
     await limit(api_app, "inv-bob", Side.SELL, 6, 1_000)
     before = (await api_client.get("/v1/markets/ACME/ticker")).json()["indicative_auction"]
+    await api_app.state.sequencer.stop()  # a restart: one writer per database, so the first one goes first
     settings = Settings(_env_file=None, database_url=api_app.state.settings.database_url, data_dir=tmp_path / "again")
     async with running_app(settings) as (_, client):
         after = (await client.get("/v1/markets/ACME/ticker")).json()["indicative_auction"]

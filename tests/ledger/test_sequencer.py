@@ -232,3 +232,18 @@ async def test_a_connection_the_server_dropped_between_batches_is_replaced_witho
     outcome = await sequencer.submit(buy(991), "alice")
     assert outcome.seq == sequencer.last_seq
     assert sequencer.failed_batches == 0
+
+
+async def test_a_second_sequencer_on_the_same_database_refuses_to_start(sequencer, pool):
+    from api.sequencer import AnotherWriter
+
+    second = Sequencer(pool)
+    with pytest.raises(AnotherWriter):
+        await second.start()
+    await sequencer.stop()
+    third = Sequencer(pool)
+    await third.start()  # the first one let go of the lock when it stopped
+    try:
+        assert third.last_seq == sequencer.last_seq
+    finally:
+        await third.stop()
