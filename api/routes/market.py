@@ -241,6 +241,9 @@ def _with_reference(instrument: Instrument, reference_price: int) -> Instrument:
     return replace(instrument, reference_price=reference_price, extra={})
 
 
+_LATEST_US = (datetime(9999, 12, 30, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def _us(moment: datetime) -> int:
     """Microseconds since the Unix epoch; a time without a zone is taken as UTC."""
     if moment.tzinfo is None:
@@ -364,6 +367,11 @@ async def get_candles(
     end_us = now_us() if end is None else _us(end)
     start_us = end_us - DEFAULT_CANDLES * width if start is None else _us(start)
     start_us -= start_us % width  # the bucket that holds `start`
+    if start_us < 0 or end_us > _LATEST_US:
+        # No trade is older than the Unix epoch, and times past year 9999 cannot even be written in RFC 3339.
+        raise ApiError(
+            422, "INVALID_RANGE", "start and end must lie between 1970-01-01 and 9999-12-30 UTC", {}
+        )
     if end_us <= start_us:
         raise ApiError(
             422, "INVALID_RANGE", "end must be after start", {"start": rfc3339(start_us), "end": rfc3339(end_us)}

@@ -359,11 +359,6 @@ async def test_a_nul_character_in_a_list_filter_is_refused_as_bad_input(
 
 # Found by the fuzzing above (FUZZ_RANDOM=1): candle ranges reaching outside the years 1-9999, where the bucket bounds
 # (the default start, 300 buckets before `end`, or a time with an offset) cannot be written as timestamps.
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: GET /v1/markets/{symbol}/candles answers 500 (OverflowError formatting a bound before "
-    "0001-01-01 or after 9999-12-31 UTC) instead of a 422 or an empty, clamped range",
-)
 @pytest.mark.parametrize(
     "params",
     [
