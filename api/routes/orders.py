@@ -226,7 +226,16 @@ def _place_command(principal: Principal, instrument: Instrument, body: PlaceOrde
     )
 
 
-@router.post("/orders", status_code=201, response_model=OrderView, responses=ERRORS, summary="Place an order")
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderView,
+    responses={
+        **ERRORS,
+        200: {"model": OrderView, "description": "A retry with the same client_order_id: the order it first placed."},
+    },
+    summary="Place an order",
+)
 async def place_order(
     body: PlaceOrderRequest,
     request: Request,
