@@ -289,7 +289,8 @@ class Sequencer:
             batch.entries.extend(entries_for(seq, ts, events))
             projection.apply(seq, ts, events)
             outcomes.append(Outcome(seq, ts, events))
-        batch.orders = projection.take_dirty()
+        # Snapshot now: building the next batch while this one commits changes the same rows.
+        batch.orders = [row.as_tuple() for row in projection.take_dirty()]
         self._next_seq = seq
         self._next_ts_us = last_ts
         self._next_hash = prev_hash

@@ -14,7 +14,7 @@ import asyncpg
 from exchange.events import Event, Trade
 from ledger.entries import Entry
 from ledger.journal import JournalRecord
-from ledger.projection import ORDER_COLUMNS, OrderRow
+from ledger.projection import ORDER_COLUMNS
 from ledger.writer import LedgerWriter
 
 EVENT_COLUMNS = ("seq", "idx", "kind", "symbol", "account", "order_id", "trade_id", "body")
@@ -120,7 +120,9 @@ class Batch:
     records: list[JournalRecord] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
     trades: list[tuple] = field(default_factory=list)
-    orders: list[OrderRow] = field(default_factory=list)
+    # Order states as tuples (`OrderRow.as_tuple()`), taken when the batch was built: the rows themselves keep
+    # changing as later batches are built while this one commits.
+    orders: list[tuple] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
 
 
@@ -144,7 +146,7 @@ class BatchStore:
         if batch.trades:
             await conn.copy_records_to_table("trades", records=batch.trades, columns=TRADE_COLUMNS)
         if batch.orders:
-            columns = list(zip(*(row.as_tuple() for row in batch.orders), strict=True))
+            columns = list(zip(*batch.orders, strict=True))
             await conn.execute(UPSERT_ORDERS, *columns)
         if batch.entries:
             await self.ledger.write(conn, batch.entries)

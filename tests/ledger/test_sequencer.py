@@ -247,3 +247,28 @@ async def test_a_second_sequencer_on_the_same_database_refuses_to_start(sequence
         assert third.last_seq == sequencer.last_seq
     finally:
         await third.stop()
+
+
+async def test_a_committed_batch_stores_its_own_order_states_not_those_of_the_batch_built_after_it(sequencer, pool):
+    sequencer.batch_max = 1  # one command per batch: the buy is built while the sell's batch commits
+    calls = 0
+
+    async def slow_then_fail(batch: Batch) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.05)
+        else:
+            raise ConnectionError("database went away")
+
+    sequencer.before_commit = slow_then_fail
+    results = await asyncio.gather(
+        sequencer.submit(sell(1_000, 5), "bob"), sequencer.submit(buy(1_000, 5), "alice"), return_exceptions=True
+    )
+    sequencer.before_commit = None
+    await sequencer.wait_running()
+    placed = results[0]
+    assert not isinstance(placed, BaseException) and isinstance(results[1], CommitFailed)
+    row = await pool.fetchrow("SELECT remaining, status, updated_seq FROM orders WHERE account = 'bob'")
+    # The buy that would have filled it never committed: the sell is stored as it was in its own batch.
+    assert (row["remaining"], row["status"], row["updated_seq"]) == (5, "new", placed.seq)
