@@ -680,12 +680,7 @@ class Engine:
             self._touched[(order.symbol, order.side, order.price)] = None
         order.remaining = 0
         self._forget(order)
-        asset, amount = self._release_for(order, quantity)
-        self._events.append(
-            OrderCancelled(
-                self._seq, order.order_id, order.account, order.symbol, reason, quantity, 0, asset, amount
-            )
-        )
+        self._record_reduction(order, quantity, reason)
 
     def _reduce_resting(self, order: Order, quantity: int, reason: CancelReason) -> None:
         """Take `quantity` (less than all) off a resting order; it keeps its place in the queue."""
@@ -694,27 +689,18 @@ class Engine:
         assert level is not None
         level.quantity -= quantity
         order.remaining -= quantity
-        order.quantity -= quantity
         self._touched[(order.symbol, order.side, order.price)] = None
-        asset, amount = self._release_for(order, quantity)
-        self._events.append(
-            OrderCancelled(
-                self._seq,
-                order.order_id,
-                order.account,
-                order.symbol,
-                reason,
-                quantity,
-                order.remaining,
-                asset,
-                amount,
-            )
-        )
+        self._record_reduction(order, quantity, reason)
 
     def _reduce_unrested(self, order: Order, quantity: int, reason: CancelReason) -> None:
         """Take `quantity` off the incoming order (not in the book)."""
         assert 0 < quantity <= order.remaining
         order.remaining -= quantity
+        self._record_reduction(order, quantity, reason)
+
+    def _record_reduction(self, order: Order, quantity: int, reason: CancelReason) -> None:
+        """`quantity` was just taken off `order.remaining` without trading: a live order's total shrinks with it,
+        its hold for that quantity is released, and an `OrderCancelled` says so."""
         if order.remaining:
             order.quantity -= quantity
         asset, amount = self._release_for(order, quantity)
@@ -988,22 +974,7 @@ class Engine:
 
     def _self_match_in_auction(self, order: Order, quantity: int) -> None:
         """Book the quantity already taken off `order` in an uncrossing as a self-trade cancellation."""
-        if order.remaining:
-            order.quantity -= quantity
-        asset, amount = self._release_for(order, quantity)
-        self._events.append(
-            OrderCancelled(
-                self._seq,
-                order.order_id,
-                order.account,
-                order.symbol,
-                CancelReason.SELF_TRADE,
-                quantity,
-                order.remaining,
-                asset,
-                amount,
-            )
-        )
+        self._record_reduction(order, quantity, CancelReason.SELF_TRADE)
 
     def _settle_auction(
         self, instrument: Instrument, buy: Order, sell: Order, price: int, quantity: int, fee_bps: int
