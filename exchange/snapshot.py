@@ -3,7 +3,7 @@
 `encode(engine)` writes everything that decides what the engine does next: instruments (with their current state,
 reference price and terms), every book (price levels in their dict order, each level's queue in time priority, the
 market orders waiting for an auction), the live orders, the per-account open orders, client order ids, balances
-(available and held), supply, the GTD and volatility-auction timer heaps exactly as laid out, investor profiles,
+(available and held), supply, the live entries of the GTD and volatility-auction timers, investor profiles,
 primary offers, paid distributions, and the order, trade, seq and time counters. `decode(data)` builds an engine
 that is indistinguishable from the one encoded: the same commands give it the same events, and encoding it again
 gives the same bytes.
@@ -138,8 +138,11 @@ def to_plain(engine: Engine) -> list[Any]:
         [[account, client_id, order_id] for (account, client_id), order_id in engine.client_order_ids.items()],
         [[account, asset, b.available, b.held] for (account, asset), b in engine.balances._by_key.items()],
         list(engine.supply.items()),
-        [list(entry) for entry in engine._gtd],
-        [list(entry) for entry in engine._auction_ends],
+        # Timer heaps hold stale entries (done orders, ended auctions) that are skipped when they come up, and
+        # `next_timer_us` prunes some of them as it reads: only the live entries are state. Entries are unique, so
+        # the order they pop in depends on their values alone, and a sorted list is a heap.
+        sorted(list(e) for e in engine._gtd if e[1] in orders),
+        sorted({(end, symbol) for end, symbol in engine._auction_ends if engine._auction_end_of.get(symbol) == end}),
         list(engine._auction_end_of.items()),
         [
             [[a, p.category.value, p.declared_assets_minor] for a, p in engine.investors.profiles.items()],
@@ -241,9 +244,8 @@ def from_plain(plain: list[Any]) -> Engine:
         balance.held = held
         by_key[(account, asset)] = balance
     engine.supply.update(supply)
-    # The heaps keep their exact layout: the order in which equal-time entries pop depends on it.
-    engine._gtd = [tuple(e) for e in gtd]  # type: ignore[misc]
-    engine._auction_ends = [tuple(e) for e in auction_ends]  # type: ignore[misc]
+    engine._gtd = [(expire, order_id) for expire, order_id in gtd]
+    engine._auction_ends = [(end, symbol) for end, symbol in auction_ends]
     assert _is_heap(engine._gtd) and _is_heap(engine._auction_ends), "timer heaps out of order"
     engine._auction_end_of.update(auction_end_of)
     profiles, acknowledged = investors
