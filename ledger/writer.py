@@ -1,20 +1,21 @@
-"""The ledger's hot path: write a batch of entries, their legs and the balance changes inside the caller's
-transaction, with raw asyncpg.
+"""The ledger's hot path: write a batch of entries and their legs inside the caller's transaction, with raw asyncpg.
 
-One `write` costs at most four statements whatever the batch size: accounts not yet known are created (or
-found) in one statement, entries and legs go in by COPY, and every touched account's balance moves by one
-UPDATE of all of them (a small batch sends entries, legs and balances as arrays in one statement). The writer keeps two things in memory between batches, both possibly ahead of the
-database if a transaction rolls back, which is why the caller must `reset()` after a rollback:
+One `write` costs at most three statements whatever the batch size: accounts not yet known are created (or
+found) in one statement, then entries and legs go in by COPY (a small batch sends both as arrays in one
+statement). Balances are not sent: the database moves them itself, in the statement trigger on `ledger_legs`
+(migration 0006_commit_path), which also proves that every leg's accounts hold its asset. The writer keeps two
+things in memory between batches, both possibly ahead of the database if a transaction rolls back, which is why
+the caller must `reset()` after a rollback:
 
 - account ids, so that steady-state batches need no lookup;
 - the high-water mark: the largest (seq, idx) stored. Entries arrive in sequence order, so an entry at or
   below it is already in the ledger and is skipped: writing a batch twice (a retry, a replay after a crash)
   adds nothing and moves no balance. Skipping in Python was chosen over COPY into a temporary table followed
-  by INSERT ... ON CONFLICT DO NOTHING because it measured faster (see benchmarks/ledger.py and the report)
-  and keeps the balance update in Python, where the skipped entries are simply never counted.
+  by INSERT ... ON CONFLICT DO NOTHING because it measured faster (see benchmarks/ledger.py).
 
-The database has the last word on every rule (see migration 0002_ledger); the writer only turns the one
-rejection a healthy engine can meet, a participant balance going negative, into a typed `LedgerRejected`.
+The database has the last word on every rule (see migrations 0002_ledger and 0006_commit_path); the writer only
+turns the one rejection a healthy engine can meet, a participant balance going negative, into a typed
+`LedgerRejected`.
 """
 
 from __future__ import annotations
@@ -50,26 +51,16 @@ UNION ALL
 SELECT a.id, a.owner, a.bucket, a.asset, false FROM ledger_accounts a JOIN wanted USING (owner, bucket, asset)
 """
 
-_MOVE_BALANCES = """
-UPDATE ledger_balances b SET balance = b.balance + d.delta, last_seq = d.last_seq
-  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(account_id, delta, last_seq)
- WHERE b.account_id = d.account_id
-"""
-
-# A small batch (a quiet market: one command per commit) goes in one round trip instead of five; COPY wins
+# A small batch (a quiet market: one command per commit) goes in one round trip instead of two; COPY wins
 # for big ones (multi-row heap inserts, no arrays to build). Measured crossover: a few thousand legs.
 _SMALL_BATCH_LEGS = 1_000
 _WRITE_SMALL_BATCH = """
 WITH entries AS (
     INSERT INTO ledger_entries (seq, idx, kind, ts, order_id, trade_id)
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
-), legs AS (
-    INSERT INTO ledger_legs (seq, idx, leg, debit_account_id, credit_account_id, asset, amount)
-    SELECT * FROM unnest($7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
 )
-UPDATE ledger_balances b SET balance = b.balance + d.delta, last_seq = d.last_seq
-  FROM unnest($14::bigint[], $15::bigint[], $16::bigint[]) AS d(account_id, delta, last_seq)
- WHERE b.account_id = d.account_id
+INSERT INTO ledger_legs (seq, idx, leg, debit_account_id, credit_account_id, asset, amount)
+SELECT * FROM unnest($7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
 """
 
 _HIGH_WATER = "SELECT seq, idx FROM ledger_entries ORDER BY seq DESC, idx DESC LIMIT 1"
@@ -78,7 +69,7 @@ _HIGH_WATER = "SELECT seq, idx FROM ledger_entries ORDER BY seq DESC, idx DESC L
 AccountKey = tuple[str, str, str]
 
 
-_Rows = tuple[list[tuple[object, ...]], list[tuple[object, ...]], dict[int, int], dict[int, int]]
+_Rows = tuple[list[tuple[object, ...]], list[tuple[object, ...]], set[int]]
 
 
 class LedgerRejected(Exception):
@@ -103,7 +94,7 @@ class WriteResult:
     legs: int
     skipped: int  # entries at or below the high-water mark, already in the ledger
     accounts_created: int
-    balances_moved: int  # accounts whose balance row was updated
+    balances_moved: int  # accounts whose balance row the database moved
     high_water: tuple[int, int] | None  # largest (seq, idx) stored after this call
 
 
@@ -147,23 +138,20 @@ class LedgerWriter:
             rows, missing = self._rows(fresh)
             if missing:
                 raise LedgerWriteError(f"accounts {sorted(missing)} still unknown after resolving them")
-        entry_rows, leg_rows, deltas, last_seqs = rows
-        account_ids = sorted(deltas)  # ids grow with the table: sorted, the UPDATE visits pages in order
-        moves = (account_ids, [deltas[a] for a in account_ids], [last_seqs[a] for a in account_ids])
+        entry_rows, leg_rows, touched = rows
         try:
             if len(leg_rows) <= _SMALL_BATCH_LEGS:
-                status = await conn.execute(_WRITE_SMALL_BATCH, *zip(*entry_rows), *zip(*leg_rows), *moves)
+                status = await conn.execute(_WRITE_SMALL_BATCH, *zip(*entry_rows), *zip(*leg_rows))
             else:
                 await conn.copy_records_to_table("ledger_entries", records=entry_rows, columns=_ENTRY_COLUMNS)
-                await conn.copy_records_to_table("ledger_legs", records=leg_rows, columns=_LEG_COLUMNS)
-                status = await conn.execute(_MOVE_BALANCES, *moves)
+                status = await conn.copy_records_to_table("ledger_legs", records=leg_rows, columns=_LEG_COLUMNS)
         except asyncpg.CheckViolationError as exc:
             rejected = self._rejection(exc)
             if rejected is None:
                 raise
             raise rejected from exc
-        if status != f"UPDATE {len(account_ids)}":
-            raise LedgerWriteError(f"expected to move {len(account_ids)} balances, database says {status}")
+        if status not in (f"INSERT 0 {len(leg_rows)}", f"COPY {len(leg_rows)}"):
+            raise LedgerWriteError(f"expected to store {len(leg_rows)} legs, database says {status}")
 
         last = fresh[-1]
         self._high_water = (last.seq, last.index)
@@ -172,7 +160,7 @@ class LedgerWriter:
             legs=len(leg_rows),
             skipped=len(entries) - len(fresh),
             accounts_created=created,
-            balances_moved=len(account_ids),
+            balances_moved=len(touched),
             high_water=self._high_water,
         )
 
@@ -216,8 +204,8 @@ class LedgerWriter:
         return created
 
     def _rows(self, entries: Sequence[Entry]) -> tuple[_Rows, set[AccountKey]]:
-        """The COPY rows and the balance moves of `entries`, and the accounts whose ids are not known yet
-        (the rows are unusable unless that set is empty)."""
+        """The COPY rows of `entries` and the ids of the accounts they touch, and the accounts whose ids are not
+        known yet (the rows are unusable unless that set is empty)."""
         # Tens of thousands of acyclic tuples of ints and strings: a cyclic collection triggered while
         # building them would only walk them in vain (measured: it doubled the time spent here).
         collecting = gc.isenabled()
@@ -233,8 +221,7 @@ class LedgerWriter:
         missing: set[AccountKey] = set()
         entry_rows: list[tuple[object, ...]] = []
         leg_rows: list[tuple[object, ...]] = []
-        deltas: dict[int, int] = {}
-        last_seqs: dict[int, int] = {}
+        touched: set[int] = set()
         ts_us = None
         ts = _EPOCH
         for entry in entries:
@@ -247,7 +234,6 @@ class LedgerWriter:
             number = 0
             for leg in entry.legs:
                 asset = leg.asset
-                amount = leg.amount
                 debit_key = (leg.debit.owner, leg.debit.bucket, asset)
                 credit_key = (leg.credit.owner, leg.credit.bucket, asset)
                 debit = ids.get(debit_key)
@@ -255,13 +241,11 @@ class LedgerWriter:
                 if debit is None or credit is None:
                     missing.update(key for key, known in ((debit_key, debit), (credit_key, credit)) if known is None)
                     continue
-                leg_rows.append((seq, idx, number, debit, credit, asset, amount))
+                leg_rows.append((seq, idx, number, debit, credit, leg.asset, leg.amount))
                 number += 1
-                deltas[debit] = deltas.get(debit, 0) - amount
-                deltas[credit] = deltas.get(credit, 0) + amount
-                last_seqs[debit] = seq
-                last_seqs[credit] = seq
-        return (entry_rows, leg_rows, deltas, last_seqs), missing
+                touched.add(debit)
+                touched.add(credit)
+        return (entry_rows, leg_rows, touched), missing
 
     def _rejection(self, exc: asyncpg.CheckViolationError) -> LedgerRejected | None:
         if exc.constraint_name != _NEGATIVE_BALANCE:

@@ -16,7 +16,8 @@ LEDGER_TABLES = ("ledger_accounts", "ledger_entries", "ledger_legs", "ledger_ent
 
 @pytest.fixture
 async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a fresh ledger holding one deposit of 100 EUR to alice (seq 1)."""
+    """A connection to a fresh ledger holding one deposit of 100 EUR to alice (seq 1); the database itself moved
+    the balances when the leg went in."""
     connection = await asyncpg.connect(pg_dsn)
     await connection.execute(
         """
@@ -27,8 +28,6 @@ async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
         BEGIN;
         INSERT INTO ledger_entries VALUES (1, 0, 'deposit', now(), NULL, NULL);
         INSERT INTO ledger_legs VALUES (1, 0, 0, 3, 1, 'EUR', 100);
-        UPDATE ledger_balances SET balance = balance + 100, last_seq = 1 WHERE account_id = 1;
-        UPDATE ledger_balances SET balance = balance - 100, last_seq = 1 WHERE account_id = 3;
         COMMIT;
         """
     )
@@ -116,6 +115,40 @@ async def test_every_account_is_born_with_a_zero_balance_row(conn):
 async def test_a_negative_participant_balance_is_rejected(conn):
     with pytest.raises(asyncpg.CheckViolationError, match="alice available EUR would be -1"):
         await conn.execute("UPDATE ledger_balances SET balance = -1 WHERE account_id = 1")
+
+
+async def balances(conn: asyncpg.Connection) -> dict[int, tuple[int, int | None]]:
+    return {r["account_id"]: (r["balance"], r["last_seq"]) for r in await conn.fetch("SELECT * FROM ledger_balances")}
+
+
+async def test_inserting_legs_moves_the_balances_by_their_sum(conn):
+    assert await balances(conn) == {1: (100, 1), 2: (0, None), 3: (-100, 1), 4: (0, None)}
+    await commit(conn, "INSERT INTO ledger_entries VALUES (2, 0, 'hold', now()), (2, 1, 'hold', now()); "
+                       "INSERT INTO ledger_legs VALUES (2, 0, 0, 1, 2, 'EUR', 30), (2, 1, 0, 1, 2, 'EUR', 5), "
+                       "(2, 1, 1, 2, 1, 'EUR', 1)")
+    assert await balances(conn) == {1: (66, 2), 2: (34, 2), 3: (-100, 1), 4: (0, None)}
+    reconciled = await conn.fetch(
+        "SELECT b.account_id FROM ledger_balances b WHERE b.balance <> "
+        "coalesce((SELECT sum(amount) FROM ledger_legs WHERE credit_account_id = b.account_id), 0) "
+        "- coalesce((SELECT sum(amount) FROM ledger_legs WHERE debit_account_id = b.account_id), 0)"
+    )
+    assert reconciled == []
+
+
+async def test_a_leg_of_an_older_seq_keeps_the_latest_seq_of_the_balance(conn):
+    await commit(conn, "INSERT INTO ledger_entries VALUES (5, 0, 'hold', now()); "
+                       "INSERT INTO ledger_legs VALUES (5, 0, 0, 1, 2, 'EUR', 10)")
+    await commit(conn, "INSERT INTO ledger_entries VALUES (4, 0, 'hold', now()); "
+                       "INSERT INTO ledger_legs VALUES (4, 0, 0, 1, 2, 'EUR', 10)")
+    assert (await balances(conn))[1] == (80, 5)
+
+
+async def test_legs_overdrawing_a_participant_are_rejected_and_move_nothing(conn):
+    with pytest.raises(asyncpg.CheckViolationError, match="alice available EUR would be -1"):
+        await commit(conn, "INSERT INTO ledger_entries VALUES (2, 0, 'hold', now()); "
+                           "INSERT INTO ledger_legs VALUES (2, 0, 0, 1, 2, 'EUR', 101)")
+    assert await balances(conn) == {1: (100, 1), 2: (0, None), 3: (-100, 1), 4: (0, None)}
+    assert await conn.fetchval("SELECT count(*) FROM ledger_legs") == 1
 
 
 async def test_a_venue_balance_may_be_negative(conn):
