@@ -1,8 +1,11 @@
-"""Rebuild the engine's state from PostgreSQL by replaying the journal through a fresh engine.
+"""Rebuild the engine's state from PostgreSQL: the newest trustworthy snapshot plus the journal after it.
 
 Memory is a cache of the database: after a crash or a failed commit, the books, open orders, holds and balances are
-exactly what the committed journal produces. The hash chain is recomputed on the way, so recovery also refuses to
-start from a journal that was tampered with.
+exactly what the committed journal produces. Recovery starts from the newest engine snapshot whose digest checks and
+whose journal hash is the stored hash of its record (`ledger.snapshots.load_latest`), or from a fresh engine when
+there is none, and replays the journal records after it. The hash chain of the replayed records is recomputed on the
+way, linked to the snapshot's journal hash, so recovery refuses to start from a journal whose tail was tampered with;
+the whole chain from genesis is `exchange verify`'s job (and `exchange replay` never uses snapshots).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from exchange.engine import Engine
 from exchange.events import Event
 from ledger.journal import GENESIS, chain_hash
 from ledger.projection import OrderProjection
+from ledger.snapshots import load_latest
 
 FETCH_ROWS = 5_000
 
@@ -38,6 +42,7 @@ class Recovered:
     last_seq: int
     last_ts_us: int
     last_hash: bytes
+    from_snapshot: int = 0  # the seq of the snapshot recovery started from (0: the genesis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,29 +86,45 @@ async def recover(
     pool: asyncpg.Pool,
     to_seq: int | None = None,
     on_events: Callable[[int, int, list[Event]], None] | None = None,
+    *,
+    use_snapshot: bool = True,
 ) -> Recovered:
-    """Replay the committed journal (up to `to_seq`) into a fresh engine and order projection."""
+    """The state after the committed journal (up to `to_seq`): a snapshot and the tail, or a full replay.
+
+    With `on_events` (which wants every record's events) or without `use_snapshot`, the replay starts at genesis.
+    """
     engine = Engine()
     projection = OrderProjection()
     prev_hash = GENESIS
     last_seq = 0
     last_ts = 0
+    start = 0
     async with pool.acquire() as conn:
-        async for record in journal_rows(conn, 0, to_seq, prefetch=True):
-            if record.seq != last_seq + 1:
-                raise JournalCorrupt(record.seq, f"gap after {last_seq}")
+        if use_snapshot and on_events is None:
+            loaded = await load_latest(conn, to_seq)
+            if loaded is not None:
+                engine, projection = loaded.engine, loaded.projection
+                prev_hash, last_seq, last_ts = loaded.journal_hash, loaded.seq, loaded.ts_us
+                start = loaded.seq
+        decode = codec.decode
+        apply = engine.apply
+        fold = projection.apply
+        dirty = projection.dirty
+        async for record in journal_rows(conn, last_seq, to_seq, prefetch=True):
+            seq = record.seq
+            if seq != last_seq + 1:
+                raise JournalCorrupt(seq, f"gap after {last_seq}")
             if record.prev_hash != prev_hash:
-                raise JournalCorrupt(record.seq, "previous hash does not match the chain")
-            expected = chain_hash(prev_hash, record.seq, record.ts_us, record.sender, record.command)
-            if record.hash != expected:
-                raise JournalCorrupt(record.seq, "hash does not match the record")
-            command = codec.decode(record.command)
-            events = engine.apply(record.seq, record.ts_us, command)
-            projection.apply(record.seq, record.ts_us, events)
-            projection.dirty.clear()
+                raise JournalCorrupt(seq, "previous hash does not match the chain")
+            ts = record.ts_us
+            if record.hash != chain_hash(prev_hash, seq, ts, record.sender, record.command):
+                raise JournalCorrupt(seq, "hash does not match the record")
+            events = apply(seq, ts, decode(record.command))
+            fold(seq, ts, events)
+            dirty.clear()
             if on_events is not None:
-                on_events(record.seq, record.ts_us, events)
+                on_events(seq, ts, events)
             prev_hash = record.hash
-            last_seq = record.seq
-            last_ts = record.ts_us
-    return Recovered(engine, projection, last_seq, last_ts, prev_hash)
+            last_seq = seq
+            last_ts = ts
+    return Recovered(engine, projection, last_seq, last_ts, prev_hash, start)

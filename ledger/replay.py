@@ -526,7 +526,8 @@ async def book_at(
         seq = await seq_at_time(pool, at_ts_us)
     if seq is not None and seq <= 0:
         raise UnknownInstrument(f"nothing was listed before the first journal record: no {symbol}")
-    recovered = await recover(pool, to_seq=seq)
+    # From genesis, never from a snapshot: the regulator's view depends on nothing but the journal.
+    recovered = await recover(pool, to_seq=seq, use_snapshot=False)
     engine = recovered.engine
     instrument = engine.instruments.get(symbol)
     if instrument is None:
