@@ -32,6 +32,7 @@ from ledger.journal import JournalRecord
 from ledger.projection import OrderProjection
 from ledger.recovery import recover
 from ledger.settlement import entries_for
+from ledger.snapshots import SnapshotTaker
 
 log = logging.getLogger("exchange.sequencer")
 
@@ -120,6 +121,7 @@ class Sequencer:
         inbox_size: int = 10_000,
         clock: Callable[[], int] = now_us,
         store: BatchStore | None = None,
+        snapshot_every: int = 100_000,
     ) -> None:
         assert batch_max >= 1 and inbox_size >= 1 and batch_window_s >= 0
         self.pool = pool
@@ -150,6 +152,7 @@ class Sequencer:
         self._next_hash = b""
         self._inflight: asyncio.Task[float] | None = None
         self._conn: asyncpg.Connection | None = None
+        self.snapshots = SnapshotTaker(pool, snapshot_every)  # engine snapshots: a restart replays only the tail
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,6 +171,7 @@ class Sequencer:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
+        await self.snapshots.on_stop(self.engine, self.projection, self.last_seq, self.last_hash)
         await self._drop_connection()
         while not self.inbox.empty():
             _, _, future = self.inbox.get_nowait()
@@ -195,6 +199,7 @@ class Sequencer:
         self.last_ts_us = self._next_ts_us = recovered.last_ts_us
         self.last_hash = self._next_hash = recovered.last_hash
         self.store.reset()
+        self.snapshots.reset(self.last_seq)
         # Everything recovery built lives as long as the process: keep it out of the garbage collector's full passes.
         gc.collect()
         gc.freeze()
@@ -294,6 +299,7 @@ class Sequencer:
         self._next_seq = seq
         self._next_ts_us = last_ts
         self._next_hash = prev_hash
+        self.snapshots.capture(engine, projection, prev_hash)
         return _Prepared(items, batch, outcomes, seq, last_ts, prev_hash)
 
     async def _commit(self, batch: Batch) -> float:
@@ -363,6 +369,7 @@ class Sequencer:
         self.last_seq = prepared.last_seq
         self.last_ts_us = prepared.last_ts_us
         self.last_hash = prepared.last_hash
+        self.snapshots.committed(self.last_seq)
         self.committed_batches += 1
         self.last_batch_size = len(prepared.items)
         self.commit_seconds.append(elapsed)
