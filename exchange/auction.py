@@ -123,9 +123,9 @@ _by_priority = attrgetter("priority")
 _by_price = attrgetter("price")
 _price_and_quantity = attrgetter("price", "quantity")
 _new_execution = object.__new__
-_set_buy_order_id = Execution.buy_order_id.__set__  # type: ignore[attr-defined]
-_set_sell_order_id = Execution.sell_order_id.__set__  # type: ignore[attr-defined]
-_set_quantity = Execution.quantity.__set__  # type: ignore[attr-defined]
+_set_buy_order_id = Execution.buy_order_id.__set__  # type: ignore[attr-defined,misc]
+_set_sell_order_id = Execution.sell_order_id.__set__  # type: ignore[attr-defined,misc]
+_set_quantity = Execution.quantity.__set__  # type: ignore[attr-defined,misc]
 
 
 def determine_price(

@@ -17,7 +17,7 @@ from datetime import date
 from enum import Enum
 from typing import Any
 
-from exchange import commands, events
+from exchange import commands, declared, events
 from exchange.instrument import BondTerms, Instrument
 
 def _is_record(obj: object) -> bool:
@@ -86,7 +86,7 @@ def _is_flat_hint(hint: Any) -> bool:
 
 _FLAT_GETTERS: dict[type, Any] = {}
 for _cls, _names in _FIELDS.items():
-    if _cls not in _FLAT and _names and all(_is_flat_hint(h) for h in typing.get_type_hints(_cls).values()):
+    if _cls not in _FLAT and _names and all(_is_flat_hint(h) for h in declared.field_hints(_cls).values()):
         _FLAT_GETTERS[_cls] = operator.attrgetter(*_names) if len(_names) > 1 else (
             lambda v, _n=_names[0]: (getattr(v, _n),)
         )
@@ -151,7 +151,7 @@ _CONVERTERS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
 def _converters(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
     found = _CONVERTERS.get(cls)
     if found is None:
-        hints = typing.get_type_hints(cls)
+        hints = declared.field_hints(cls)
         found = tuple((name, _converter(hints[name])) for name in _FIELDS[cls])
         _CONVERTERS[cls] = found
     return found

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from functools import partial
+from typing import Any, Final
 
 from exchange import auction as call_auction
 from exchange import distributions, investors, offers
@@ -87,6 +88,28 @@ MAX_AMOUNT = 2**62
 _EPOCH = date(1970, 1, 1)
 _US_PER_DAY = 86_400_000_000
 
+# Enum members read on every command, bound once as module constants. Compiled (mypyc), a Final module name is a C
+# static; `Side.BUY` would be a dictionary lookup of the class and then an attribute lookup on it, at every use.
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
+_DAY: Final = TimeInForce.DAY
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_GTD: Final = TimeInForce.GTD
+_CANCEL_NEWEST: Final = SelfTradePrevention.CANCEL_NEWEST
+_CANCEL_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
+_CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
+_BY_USER: Final = CancelReason.USER
+_SELF_TRADE: Final = CancelReason.SELF_TRADE
+_IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
+_MARKET_REMAINDER: Final = CancelReason.MARKET_REMAINDER
+_EXPIRED: Final = CancelReason.EXPIRED
+# Builds an event (a NamedTuple) from the tuple of ALL its fields. Calling the class runs the Python-level `__new__`
+# that namedtuple generates, an interpreter frame per event; the events of every command are built this way instead.
+_build: Final = tuple.__new__
+
 _STATE_REJECT = {
     TradingState.HALTED: RejectReason.INSTRUMENT_HALTED,
     TradingState.SUSPENDED: RejectReason.INSTRUMENT_SUSPENDED,
@@ -113,7 +136,9 @@ class Engine:
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, OrderBook] = {}
         self.orders: dict[int, Order] = {}  # live orders, in order id order
-        self.open_by_account: dict[str, dict[int, Order]] = {}
+        # Each account's live orders in arrival order: an ordered set (dict keys), keyed by the order itself so that a
+        # resting order costs no second boxed id.
+        self.open_by_account: dict[str, dict[Order, None]] = {}
         self.client_order_ids: dict[tuple[str, str], int] = {}
         self.balances = Balances()
         self._gtd: list[tuple[int, int]] = []  # (expire_at_us, order_id) min-heap, stale entries skipped
@@ -135,7 +160,7 @@ class Engine:
         self._events: list[Event] = []
         self._touched: dict[tuple[str, Side, int], None] = {}
         self._call_books: dict[str, None] = {}  # books in a call phase whose indicative auction must be republished
-        self._handlers: dict[type, Callable[[object], None]] = {
+        self._handlers: dict[type, Callable[[Any], None]] = {
             ListInstrument: self._list_instrument,
             SetTradingState: self._set_trading_state,
             Deposit: self._deposit,
@@ -180,7 +205,16 @@ class Engine:
         if self._auction_ends and self._auction_ends[0][0] <= ts_us:
             self._end_volatility_auctions()
         try:
-            self._handlers[type(command)](command)
+            # The commands of continuous trading are called directly (a native call once compiled), the rest
+            # through the table.
+            if type(command) is PlaceOrder:
+                self._place(command)
+            elif type(command) is CancelOrder:
+                self._cancel(command)
+            elif type(command) is AmendOrder:
+                self._amend(command)
+            else:
+                self._handlers[type(command)](command)
         except Rejected as rejected:
             events.append(
                 CommandRejected(
@@ -244,7 +278,7 @@ class Engine:
             self._uncross(instrument, book)
         # Market orders never outlive their auction.
         for order in list(book.market_bids.values()) + list(book.market_asks.values()):
-            self._cancel_order(order, CancelReason.MARKET_REMAINDER)
+            self._cancel_order(order, _MARKET_REMAINDER)
 
     def _run_auction(self, cmd: RunAuction) -> None:
         """A periodic call auction: uncross now and stay in the call phase, collecting orders for the next one."""
@@ -358,10 +392,10 @@ class Engine:
         if not instrument.min_quantity <= quantity <= instrument.max_quantity:
             raise Rejected(RejectReason.QUANTITY_OUT_OF_RANGE)
         lower, upper = instrument.band()
-        is_buy = cmd.side is Side.BUY
+        is_buy = cmd.side is _BUY
         calling = state in CALL_STATES
         tif = cmd.tif
-        if cmd.type is OrderType.LIMIT:
+        if cmd.type is _LIMIT:
             if cmd.price is None:
                 raise Rejected(RejectReason.PRICE_REQUIRED)
             price = cmd.price
@@ -377,19 +411,19 @@ class Engine:
             # A market order may trade up (down) to the band's edge, never beyond; it never rests in continuous
             # trading, so GTC/DAY/GTD mean IOC for it.
             price = upper if is_buy else lower
-            if tif is not TimeInForce.FOK:
-                tif = TimeInForce.IOC
-        if tif is TimeInForce.GTD:
+            if tif is not _FOK:
+                tif = _IOC
+        if tif is _GTD:
             if cmd.expire_at_us is None or cmd.expire_at_us <= self._ts:
                 raise Rejected(RejectReason.INVALID_EXPIRY)
         elif cmd.expire_at_us is not None:
             raise Rejected(RejectReason.INVALID_EXPIRY)
-        if calling and (tif is TimeInForce.IOC or tif is TimeInForce.FOK) and cmd.type is OrderType.LIMIT:
+        if calling and (tif is _IOC or tif is _FOK) and cmd.type is _LIMIT:
             # Nothing executes immediately in a call phase.
             raise Rejected(RejectReason.INVALID_TIME_IN_FORCE)
-        if calling and cmd.type is OrderType.MARKET and tif is TimeInForce.FOK:
+        if calling and cmd.type is _MARKET and tif is _FOK:
             raise Rejected(RejectReason.INVALID_TIME_IN_FORCE)
-        if cmd.post_only and (tif is TimeInForce.IOC or tif is TimeInForce.FOK):
+        if cmd.post_only and (tif is _IOC or tif is _FOK):
             raise Rejected(RejectReason.INVALID_TIME_IN_FORCE)
         if cmd.client_order_id is not None:
             existing = self.client_order_ids.get((cmd.account, cmd.client_order_id))
@@ -413,9 +447,10 @@ class Engine:
             hold_amount = quantity
             if self.balances.peek(cmd.account, hold_asset)[0] < hold_amount:
                 raise Rejected(RejectReason.INSUFFICIENT_HOLDINGS)
-        if tif is TimeInForce.FOK and not self._fok_fillable(book, cmd.account, cmd.side, price, quantity, cmd.stp):
+        if tif is _FOK and not self._fok_fillable(book, cmd.account, cmd.side, price, quantity, cmd.stp):
             raise Rejected(RejectReason.FOK_NOT_FILLABLE)
-        investors.check_order(self, cmd, instrument, price)  # retail protection and eligibility
+        if cmd.account in self.investors.profiles:
+            investors.check_order(self, cmd, instrument, price)  # retail protection and eligibility
 
         order_id = self.next_order_id
         self.next_order_id += 1
@@ -438,7 +473,7 @@ class Engine:
             self.client_order_ids[(cmd.account, cmd.client_order_id)] = order_id
         self.balances.hold(cmd.account, hold_asset, hold_amount)
         self._events.append(
-            OrderAccepted(
+            _build(OrderAccepted, (
                 self._seq,
                 order_id,
                 cmd.account,
@@ -454,7 +489,7 @@ class Engine:
                 cmd.stp,
                 hold_asset,
                 hold_amount,
-            )
+            ))
         )
         if calling:
             self._rest(order, book)
@@ -464,20 +499,20 @@ class Engine:
             return
         if instrument.state in CALL_STATES:
             # The order triggered a volatility interruption: what can rest joins the auction.
-            if cmd.type is OrderType.MARKET or tif is TimeInForce.IOC:
+            if cmd.type is _MARKET or tif is _IOC:
                 self._finish_unrested(
-                    order, CancelReason.MARKET_REMAINDER if cmd.type is OrderType.MARKET else CancelReason.IOC_REMAINDER
+                    order, _MARKET_REMAINDER if cmd.type is _MARKET else _IOC_REMAINDER
                 )
             else:
                 self._rest(order, book)
             self._call_books[order.symbol] = None
             return
-        if cmd.type is OrderType.MARKET:
-            self._finish_unrested(order, CancelReason.MARKET_REMAINDER)
-        elif tif is TimeInForce.IOC:
-            self._finish_unrested(order, CancelReason.IOC_REMAINDER)
+        if cmd.type is _MARKET:
+            self._finish_unrested(order, _MARKET_REMAINDER)
+        elif tif is _IOC:
+            self._finish_unrested(order, _IOC_REMAINDER)
         else:
-            assert tif is not TimeInForce.FOK, "a FOK order passed the fill check but did not fill"
+            assert tif is not _FOK, "a FOK order passed the fill check but did not fill"
             self._rest(order, book)
 
     def _buy_hold_per_lot(self, instrument: Instrument, price: int) -> int:
@@ -495,7 +530,7 @@ class Engine:
 
         A FOK order never triggers a volatility interruption: liquidity beyond the calm range does not count.
         """
-        is_buy = side is Side.BUY
+        is_buy = side is _BUY
         calm_low, calm_high = self._volatility_range(self.instruments[book.symbol])
         limit = min(limit, calm_high) if is_buy else max(limit, calm_low)
         available = 0
@@ -504,7 +539,7 @@ class Engine:
                 return False
             for maker in level:
                 if maker.account == account:
-                    if stp is SelfTradePrevention.CANCEL_OLDEST:
+                    if stp is _CANCEL_OLDEST:
                         continue
                     return False  # matching stops (or shrinks the order) at the first own order
                 available += maker.remaining
@@ -513,23 +548,23 @@ class Engine:
         return False
 
     def _rest(self, order: Order, book: OrderBook) -> None:
-        if order.type is OrderType.MARKET:
-            queue = book.market_bids if order.side is Side.BUY else book.market_asks
+        if order.type is _MARKET:
+            queue = book.market_bids if order.side is _BUY else book.market_asks
             queue[order.order_id] = order
             self._call_books[order.symbol] = None
         else:
             book.side(order.side).add(order)
             self._touched[(order.symbol, order.side, order.price)] = None
         self.orders[order.order_id] = order
-        self.open_by_account.setdefault(order.account, {})[order.order_id] = order
-        if order.tif is TimeInForce.GTD:
+        self.open_by_account.setdefault(order.account, {})[order] = None
+        if order.tif is _GTD:
             assert order.expire_at_us is not None
             heapq.heappush(self._gtd, (order.expire_at_us, order.order_id))
 
     # ------------------------------------------------------------------ continuous matching
 
     def _match(self, instrument: Instrument, book: OrderBook, taker: Order) -> None:
-        is_buy = taker.side is Side.BUY
+        is_buy = taker.side is _BUY
         opposite: BookSide = book.asks if is_buy else book.bids
         limit = taker.price
         touched = self._touched
@@ -558,7 +593,7 @@ class Engine:
     ) -> None:
         quantity = taker.remaining if taker.remaining < maker.remaining else maker.remaining
         price = maker.price
-        if taker.side is Side.BUY:
+        if taker.side is _BUY:
             buy, sell = taker, maker
             buyer_bps, seller_bps = instrument.taker_fee_bps, instrument.maker_fee_bps
         else:
@@ -611,7 +646,7 @@ class Engine:
         trade_id = self.next_trade_id
         self.next_trade_id += 1
         self._events.append(
-            Trade(
+            _build(Trade, (
                 self._seq,
                 trade_id,
                 instrument.symbol,
@@ -631,36 +666,36 @@ class Engine:
                 buy.remaining,
                 sell.remaining,
                 auction,
-            )
+            ))
         )
 
     def _prevent_self_trade(self, opposite: BookSide, taker: Order, maker: Order) -> bool:
         """Apply the taker's self-trade prevention against `maker`; return whether matching goes on."""
         stp = taker.stp
-        if stp is SelfTradePrevention.CANCEL_OLDEST:
-            self._cancel_order(maker, CancelReason.SELF_TRADE)
+        if stp is _CANCEL_OLDEST:
+            self._cancel_order(maker, _SELF_TRADE)
             return True
-        if stp is SelfTradePrevention.CANCEL_NEWEST:
-            self._reduce_unrested(taker, taker.remaining, CancelReason.SELF_TRADE)
+        if stp is _CANCEL_NEWEST:
+            self._reduce_unrested(taker, taker.remaining, _SELF_TRADE)
             return False
-        if stp is SelfTradePrevention.CANCEL_BOTH:
-            self._cancel_order(maker, CancelReason.SELF_TRADE)
-            self._reduce_unrested(taker, taker.remaining, CancelReason.SELF_TRADE)
+        if stp is _CANCEL_BOTH:
+            self._cancel_order(maker, _SELF_TRADE)
+            self._reduce_unrested(taker, taker.remaining, _SELF_TRADE)
             return False
         # DECREMENT: both lose the smaller quantity; the one left at zero is gone.
         quantity = min(taker.remaining, maker.remaining)
         if quantity == maker.remaining:
-            self._cancel_order(maker, CancelReason.SELF_TRADE)
+            self._cancel_order(maker, _SELF_TRADE)
         else:
-            self._reduce_resting(maker, quantity, CancelReason.SELF_TRADE)
-        self._reduce_unrested(taker, quantity, CancelReason.SELF_TRADE)
+            self._reduce_resting(maker, quantity, _SELF_TRADE)
+        self._reduce_unrested(taker, quantity, _SELF_TRADE)
         return taker.remaining > 0
 
     # ------------------------------------------------------------------ cancels, reductions, expiry
 
     def _release_for(self, order: Order, quantity: int) -> tuple[str, int]:
         instrument = self.instruments[order.symbol]
-        if order.side is Side.BUY:
+        if order.side is _BUY:
             amount = quantity // instrument.lot_size * order.hold_per_lot
             self.balances.release(order.account, instrument.currency, amount)
             return instrument.currency, amount
@@ -670,9 +705,9 @@ class Engine:
     def _cancel_order(self, order: Order, reason: CancelReason) -> None:
         """Take a resting order off the book entirely and release what it holds."""
         quantity = order.remaining
-        if order.type is OrderType.MARKET:
+        if order.type is _MARKET:
             book = self.books[order.symbol]
-            queue = book.market_bids if order.side is Side.BUY else book.market_asks
+            queue = book.market_bids if order.side is _BUY else book.market_asks
             del queue[order.order_id]
             self._call_books[order.symbol] = None
         else:
@@ -705,7 +740,7 @@ class Engine:
             order.quantity -= quantity
         asset, amount = self._release_for(order, quantity)
         self._events.append(
-            OrderCancelled(
+            _build(OrderCancelled, (
                 self._seq,
                 order.order_id,
                 order.account,
@@ -715,7 +750,7 @@ class Engine:
                 order.remaining,
                 asset,
                 amount,
-            )
+            ))
         )
 
     def _finish_unrested(self, order: Order, reason: CancelReason) -> None:
@@ -725,7 +760,7 @@ class Engine:
         self.orders.pop(order.order_id, None)
         mine = self.open_by_account.get(order.account)
         if mine is not None:
-            mine.pop(order.order_id, None)
+            mine.pop(order, None)
             if not mine:
                 del self.open_by_account[order.account]
 
@@ -739,14 +774,14 @@ class Engine:
 
     def _cancel(self, cmd: CancelOrder) -> None:
         order = self._owned_order(cmd.account, cmd.order_id)
-        self._cancel_order(order, CancelReason.USER)
+        self._cancel_order(order, _BY_USER)
 
     def _cancel_all(self, cmd: CancelAll) -> None:
         if cmd.symbol is not None:
             self._instrument(cmd.symbol)
         mine = self.open_by_account.get(cmd.account, {})
-        for order in [o for o in mine.values() if cmd.symbol is None or o.symbol == cmd.symbol]:
-            self._cancel_order(order, CancelReason.USER)
+        for order in [o for o in mine if cmd.symbol is None or o.symbol == cmd.symbol]:
+            self._cancel_order(order, _BY_USER)
 
     def _end_of_day(self, cmd: EndOfDay) -> None:
         if cmd.symbol is not None:
@@ -755,11 +790,11 @@ class Engine:
         due = [
             o
             for o in self.orders.values()
-            if (o.tif is TimeInForce.DAY or o.type is OrderType.MARKET)
+            if (o.tif is _DAY or o.type is _MARKET)
             and (cmd.symbol is None or o.symbol == cmd.symbol)
         ]
         for order in due:
-            self._cancel_order(order, CancelReason.EXPIRED)
+            self._cancel_order(order, _EXPIRED)
 
     def _clock_tick(self, cmd: ClockTick) -> None:
         # Due GTD orders were already expired on entry to `apply`; the tick exists so that time passing is journalled.
@@ -771,14 +806,14 @@ class Engine:
             _, order_id = heapq.heappop(heap)
             order = self.orders.get(order_id)
             if order is not None:
-                self._cancel_order(order, CancelReason.EXPIRED)
+                self._cancel_order(order, _EXPIRED)
 
     # ------------------------------------------------------------------ amend
 
     def _amend(self, cmd: AmendOrder) -> None:
         order = self._owned_order(cmd.account, cmd.order_id)
         instrument = self.instruments[order.symbol]
-        if order.type is OrderType.MARKET:
+        if order.type is _MARKET:
             raise Rejected(RejectReason.PRICE_NOT_ALLOWED, order.order_id)
         state = instrument.state
         if state not in ORDER_ENTRY_STATES:
@@ -805,7 +840,7 @@ class Engine:
         if price == order.price and quantity == order.quantity:
             raise Rejected(RejectReason.NO_CHANGE, order.order_id)
         book = self.books[order.symbol]
-        is_buy = order.side is Side.BUY
+        is_buy = order.side is _BUY
         calling = state in CALL_STATES
         if order.post_only and not calling and price != order.price:
             best = book.best_ask() if is_buy else book.best_bid()
@@ -820,7 +855,8 @@ class Engine:
             hold_asset = order.symbol
             hold_per_lot = 0
             delta = remaining - order.remaining
-        investors.check_amend(self, order, instrument, price, quantity)  # raising a buy is new retail exposure
+        if order.account in self.investors.profiles:
+            investors.check_amend(self, order, instrument, price, quantity)  # raising a buy is new retail exposure
         if delta > 0 and self.balances.peek(order.account, hold_asset)[0] < delta:
             raise Rejected(
                 RejectReason.INSUFFICIENT_FUNDS if is_buy else RejectReason.INSUFFICIENT_HOLDINGS,
@@ -948,7 +984,7 @@ class Engine:
             sell = self.orders[execution.sell_order_id]
             quantity = execution.quantity
             for order in (buy, sell):
-                if order.type is OrderType.MARKET:
+                if order.type is _MARKET:
                     order.remaining -= quantity
                 else:
                     level = order.level
@@ -964,8 +1000,8 @@ class Engine:
                 self._settle_auction(instrument, buy, sell, price, quantity, fee_bps)
             for order in (buy, sell):
                 if order.remaining == 0:
-                    if order.type is OrderType.MARKET:
-                        queue = book.market_bids if order.side is Side.BUY else book.market_asks
+                    if order.type is _MARKET:
+                        queue = book.market_bids if order.side is _BUY else book.market_asks
                         del queue[order.order_id]
                     else:
                         book.side(order.side).remove(order)
@@ -974,13 +1010,13 @@ class Engine:
 
     def _self_match_in_auction(self, order: Order, quantity: int) -> None:
         """Book the quantity already taken off `order` in an uncrossing as a self-trade cancellation."""
-        self._record_reduction(order, quantity, CancelReason.SELF_TRADE)
+        self._record_reduction(order, quantity, _SELF_TRADE)
 
     def _settle_auction(
         self, instrument: Instrument, buy: Order, sell: Order, price: int, quantity: int, fee_bps: int
     ) -> None:
         # The aggressor of an auction trade is, by convention, the side that arrived later.
-        aggressor = Side.BUY if buy.priority > sell.priority else Side.SELL
+        aggressor = _BUY if buy.priority > sell.priority else _SELL
         self._settle(instrument, buy, sell, price, quantity, aggressor, fee_bps, fee_bps, auction=True)
 
     # ------------------------------------------------------------------ helpers and queries
@@ -1004,10 +1040,10 @@ class Engine:
             book = self.books[symbol]
             level = book.side(side).levels.get(price)
             if level is None:
-                self._events.append(BookLevelChanged(self._seq, symbol, side, price, 0, 0))
+                self._events.append(_build(BookLevelChanged, (self._seq, symbol, side, price, 0, 0)))
             else:
                 self._events.append(
-                    BookLevelChanged(self._seq, symbol, side, price, level.quantity, level.count)
+                    _build(BookLevelChanged, (self._seq, symbol, side, price, level.quantity, level.count))
                 )
 
     def best_bid_offer(self, symbol: str) -> tuple[int | None, int | None]:
@@ -1023,7 +1059,7 @@ class Engine:
         return [] if level is None else list(level)
 
     def open_orders(self, account: str) -> list[Order]:
-        return list(self.open_by_account.get(account, {}).values())
+        return list(self.open_by_account.get(account, {}))
 
     def balance(self, account: str, asset: str) -> tuple[int, int]:
         """(available, held) of one account in one asset."""
@@ -1034,7 +1070,7 @@ class Engine:
         required: dict[tuple[str, str], int] = {}
         for order in self.orders.values():
             instrument = self.instruments[order.symbol]
-            if order.side is Side.BUY:
+            if order.side is _BUY:
                 key = (order.account, instrument.currency)
                 amount = order.remaining // instrument.lot_size * order.hold_per_lot
             else:

@@ -190,7 +190,7 @@ def issuer_exposure(engine: Engine, account: str, instrument: Instrument) -> int
         available, held = engine.balances.peek(account, symbol)
         if available or held:
             total += other.notional(other.reference_price, available + held)
-    for order in engine.open_by_account.get(account, {}).values():
+    for order in engine.open_by_account.get(account, {}):
         if order.side is Side.BUY and order.symbol in same_issuer:
             total += same_issuer[order.symbol].notional(order.price, order.remaining)
     return total + engine.offers.pending_amount(account, same_issuer.keys())

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exchange.book import PriceLevel
 
 
 class Side(StrEnum):
@@ -115,7 +119,7 @@ class Order:
         self.stp = stp
         self.hold_per_lot = hold_per_lot
         self.priority = priority
-        self.level = None
+        self.level: PriceLevel | None = None
         self.prev: Order | None = None
         self.next: Order | None = None
 

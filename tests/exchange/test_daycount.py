@@ -18,7 +18,7 @@ Everything else is "checked by hand", with the arithmetic in the docstring.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from fractions import Fraction
 
@@ -42,13 +42,6 @@ from exchange.rounding import round_half_even
 EUR_100 = 10_000  # one bond of EUR 100.00 nominal, in cents
 
 
-@dataclass(frozen=True, slots=True)
-class TermsWithFirstCoupon(BondTerms):
-    """BondTerms plus the listing's first coupon date, which a long first coupon needs (not yet on BondTerms)."""
-
-    first_coupon_date: date | None = None
-
-
 def bond(
     issue: date,
     maturity: date,
@@ -59,8 +52,8 @@ def bond(
     nominal: int = EUR_100,
     first_coupon: date | None = None,
     redemption_ppm: int = 1_000_000,
-) -> TermsWithFirstCoupon:
-    return TermsWithFirstCoupon(
+) -> BondTerms:
+    return BondTerms(
         nominal, rate_ppm, frequency, day_count, issue, maturity, redemption_ppm, first_coupon_date=first_coupon
     )
 
@@ -357,7 +350,7 @@ def test_max_accrued_covers_a_long_first_coupon() -> None:
 
 
 @st.composite
-def bond_terms(draw: st.DrawFn, day_counts: tuple[DayCount, ...] = tuple(DayCount)) -> TermsWithFirstCoupon:
+def bond_terms(draw: st.DrawFn, day_counts: tuple[DayCount, ...] = tuple(DayCount)) -> BondTerms:
     issue = draw(st.dates(date(2000, 1, 1), date(2040, 12, 31)))
     maturity = issue + timedelta(days=draw(st.integers(1, 12 * 366)))
     if draw(st.booleans()):  # month-end maturities exercise the end-of-month rule
@@ -419,7 +412,7 @@ def test_accrued_never_exceeds_the_per_unit_bound(data: st.DataObject) -> None:
 
 @PROPERTY_SETTINGS
 @given(bond_terms())
-def test_the_per_unit_bound_is_reached_within_a_cent(terms: TermsWithFirstCoupon) -> None:
+def test_the_per_unit_bound_is_reached_within_a_cent(terms: BondTerms) -> None:
     """The bound is tight: some day before a coupon date accrues it, up to the rounding of one unit."""
     dates = coupon_dates(terms)
     starts = (terms.issue_date, *dates[:-1])
@@ -429,7 +422,7 @@ def test_the_per_unit_bound_is_reached_within_a_cent(terms: TermsWithFirstCoupon
 
 @PROPERTY_SETTINGS
 @given(bond_terms(day_counts=(DayCount.ACT_ACT,)))
-def test_act_act_regular_periods_accrue_less_than_one_coupon(terms: TermsWithFirstCoupon) -> None:
+def test_act_act_regular_periods_accrue_less_than_one_coupon(terms: BondTerms) -> None:
     dates = coupon_dates(terms)
     for start, end in zip(dates, dates[1:]):
         assert accrual_fraction(terms, start, end - timedelta(days=1)) < 1
