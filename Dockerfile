@@ -2,8 +2,12 @@
 
 # --- builder: wheels for the project and every dependency -----------------------------------------
 FROM python:3.11-slim AS builder
+# A C compiler for the matching core, which setup.py compiles with mypyc; the runtime image needs none.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY exchange ./exchange
 COPY ledger ./ledger
 COPY api ./api
