@@ -23,20 +23,29 @@ class Balance:
 
 
 class Balances:
-    __slots__ = ("_by_key",)
+    """Every account's balance per asset: account -> asset -> `Balance`.
+
+    Nested by account rather than keyed by (account, asset) pairs: two lookups of interned strings cost less than
+    building, hashing and comparing a tuple, and the engine looks balances up several times per trade.
+    """
+
+    __slots__ = ("_by_account",)
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str], Balance] = {}
+        self._by_account: dict[str, dict[str, Balance]] = {}
 
     def of(self, account: str, asset: str) -> Balance:
-        key = (account, asset)
-        balance = self._by_key.get(key)
+        assets = self._by_account.get(account)
+        if assets is None:
+            assets = self._by_account[account] = {}
+        balance = assets.get(asset)
         if balance is None:
-            balance = self._by_key[key] = Balance()
+            balance = assets[asset] = Balance()
         return balance
 
     def peek(self, account: str, asset: str) -> tuple[int, int]:
-        balance = self._by_key.get((account, asset))
+        assets = self._by_account.get(account)
+        balance = None if assets is None else assets.get(asset)
         return (0, 0) if balance is None else (balance.available, balance.held)
 
     def hold(self, account: str, asset: str, amount: int) -> None:
@@ -52,18 +61,29 @@ class Balances:
         balance.available += amount
 
     def of_account(self, account: str) -> dict[str, tuple[int, int]]:
-        return {
-            asset: (b.available, b.held)
-            for (owner, asset), b in sorted(self._by_key.items())
-            if owner == account
-        }
+        return {asset: (b.available, b.held) for asset, b in sorted(self._by_account.get(account, {}).items())}
 
     def items(self) -> Iterator[tuple[tuple[str, str], Balance]]:
-        return iter(sorted(self._by_key.items()))
+        """Every ((account, asset), balance), sorted by account then asset."""
+        return iter(
+            sorted(
+                ((account, asset), balance)
+                for account, assets in self._by_account.items()
+                for asset, balance in assets.items()
+            )
+        )
+
+    def entries(self) -> Iterator[tuple[str, str, Balance]]:
+        """Every (account, asset, balance) in the order the balances were first touched (replayable: `of` in this
+        order rebuilds the same structure)."""
+        for account, assets in self._by_account.items():
+            for asset, balance in assets.items():
+                yield account, asset, balance
 
     def totals(self) -> dict[str, int]:
         """Available plus held per asset, over every account (the venue included)."""
         totals: dict[str, int] = {}
-        for (_, asset), balance in self._by_key.items():
-            totals[asset] = totals.get(asset, 0) + balance.available + balance.held
+        for assets in self._by_account.values():
+            for asset, balance in assets.items():
+                totals[asset] = totals.get(asset, 0) + balance.available + balance.held
         return totals

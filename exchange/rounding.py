@@ -18,7 +18,8 @@ def round_half_even(numerator: int, denominator: int) -> int:
         raise ZeroDivisionError("round_half_even: denominator is zero")
     if denominator < 0:
         numerator, denominator = -numerator, -denominator
-    quotient, remainder = divmod(numerator, denominator)  # floor division: 0 <= remainder < denominator
+    quotient = numerator // denominator  # floor division: 0 <= remainder < denominator
+    remainder = numerator - quotient * denominator  # (not divmod: compiled, these are native integer operations)
     twice = 2 * remainder
     if twice > denominator or (twice == denominator and quotient % 2 == 1):
         return quotient + 1
