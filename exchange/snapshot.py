@@ -21,7 +21,6 @@ from datetime import date
 from typing import Any
 
 from exchange import codec
-from exchange.accounts import Balance
 from exchange.book import BookSide, OrderBook, PriceLevel
 from exchange.engine import Engine
 from exchange.instrument import Instrument, InvestorCategory
@@ -134,9 +133,9 @@ def to_plain(engine: Engine) -> list[Any]:
         [codec.encode(i).decode("ascii") for i in engine.instruments.values()],
         [_order(o) for o in orders.values()],
         [_book(b) for b in engine.books.values()],
-        [[account, list(mine)] for account, mine in engine.open_by_account.items()],
+        [[account, [o.order_id for o in mine]] for account, mine in engine.open_by_account.items()],
         [[account, client_id, order_id] for (account, client_id), order_id in engine.client_order_ids.items()],
-        [[account, asset, b.available, b.held] for (account, asset), b in engine.balances._by_key.items()],
+        [[account, asset, b.available, b.held] for account, asset, b in engine.balances.entries()],
         list(engine.supply.items()),
         # Timer heaps hold stale entries (done orders, ended auctions) that are skipped when they come up, and
         # `next_timer_us` prunes some of them as it reads: only the live entries are state. Entries are unique, so
@@ -235,14 +234,13 @@ def from_plain(plain: list[Any]) -> Engine:
         book.market_bids.update((i, orders[i]) for i in market_bids)
         book.market_asks.update((i, orders[i]) for i in market_asks)
         engine.books[symbol] = book
-    engine.open_by_account.update((a, {i: orders[i] for i in ids}) for a, ids in open_by_account)
+    engine.open_by_account.update((a, {orders[i]: None for i in ids}) for a, ids in open_by_account)
     engine.client_order_ids.update(((a, c), i) for a, c, i in client_ids)
-    by_key = engine.balances._by_key
     for account, asset, available, held in balances:
-        balance = Balance()
+        # In the snapshot's order, which is the order they were first touched: the same structure as before.
+        balance = engine.balances.of(account, asset)
         balance.available = available
         balance.held = held
-        by_key[(account, asset)] = balance
     engine.supply.update(supply)
     engine._gtd = [(expire, order_id) for expire, order_id in gtd]
     engine._auction_ends = [(end, symbol) for end, symbol in auction_ends]
