@@ -11,6 +11,7 @@ the whole chain from genesis is `exchange verify`'s job (and `exchange replay` n
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -99,32 +100,40 @@ async def recover(
     last_seq = 0
     last_ts = 0
     start = 0
-    async with pool.acquire() as conn:
-        if use_snapshot and on_events is None:
-            loaded = await load_latest(conn, to_seq)
-            if loaded is not None:
-                engine, projection = loaded.engine, loaded.projection
-                prev_hash, last_seq, last_ts = loaded.journal_hash, loaded.seq, loaded.ts_us
-                start = loaded.seq
-        decode = codec.decode
-        apply = engine.apply
-        fold = projection.apply
-        dirty = projection.dirty
-        async for record in journal_rows(conn, last_seq, to_seq, prefetch=True):
-            seq = record.seq
-            if seq != last_seq + 1:
-                raise JournalCorrupt(seq, f"gap after {last_seq}")
-            if record.prev_hash != prev_hash:
-                raise JournalCorrupt(seq, "previous hash does not match the chain")
-            ts = record.ts_us
-            if record.hash != chain_hash(prev_hash, seq, ts, record.sender, record.command):
-                raise JournalCorrupt(seq, "hash does not match the record")
-            events = apply(seq, ts, decode(record.command))
-            fold(seq, ts, events)
-            dirty.clear()
-            if on_events is not None:
-                on_events(seq, ts, events)
-            prev_hash = record.hash
-            last_seq = seq
-            last_ts = ts
+    # Replaying allocates millions of objects that all live on (orders, rows): the collector's passes over them
+    # find nothing to free and cost about a tenth of the replay. The caller collects (and freezes) once at the end.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        async with pool.acquire() as conn:
+            if use_snapshot and on_events is None:
+                loaded = await load_latest(conn, to_seq)
+                if loaded is not None:
+                    engine, projection = loaded.engine, loaded.projection
+                    prev_hash, last_seq, last_ts = loaded.journal_hash, loaded.seq, loaded.ts_us
+                    start = loaded.seq
+            decode = codec.decode
+            apply = engine.apply
+            fold = projection.apply
+            dirty = projection.dirty
+            async for record in journal_rows(conn, last_seq, to_seq, prefetch=True):
+                seq = record.seq
+                if seq != last_seq + 1:
+                    raise JournalCorrupt(seq, f"gap after {last_seq}")
+                if record.prev_hash != prev_hash:
+                    raise JournalCorrupt(seq, "previous hash does not match the chain")
+                ts = record.ts_us
+                if record.hash != chain_hash(prev_hash, seq, ts, record.sender, record.command):
+                    raise JournalCorrupt(seq, "hash does not match the record")
+                events = apply(seq, ts, decode(record.command))
+                fold(seq, ts, events)
+                dirty.clear()
+                if on_events is not None:
+                    on_events(seq, ts, events)
+                prev_hash = record.hash
+                last_seq = seq
+                last_ts = ts
+    finally:
+        if collecting:
+            gc.enable()
     return Recovered(engine, projection, last_seq, last_ts, prev_hash, start)
