@@ -16,9 +16,12 @@ from exchange.events import Event, Trade
 from ledger.entries import Entry
 from ledger.journal import JournalRecord
 from ledger.projection import ORDER_COLUMNS
-from ledger.writer import LedgerWriter
+from ledger.writer import ENTRY_COLUMNS, ENTRY_TYPES, LEG_COLUMNS, LEG_TYPES, LedgerWriter, columns_of
 
+JOURNAL_COLUMNS = ("seq", "ts_us", "sender", "command", "prev_hash", "hash")
+_JOURNAL_TYPES = ("bigint", "bigint", "text", "text", "bytea", "bytea")
 EVENT_COLUMNS = ("seq", "idx", "kind", "symbol", "account", "order_id", "trade_id", "body")
+_EVENT_TYPES = ("bigint", "int", "text", "text", "text", "bigint", "bigint", "text")
 TRADE_COLUMNS = (
     "trade_id",
     "seq",
@@ -38,6 +41,14 @@ TRADE_COLUMNS = (
     "seller_fee",
     "auction",
 )
+_TRADE_TYPES = (
+    "bigint", "bigint", "bigint", "text", "bigint", "bigint", "text", "bigint", "bigint", "text", "text", "text",
+    "bigint", "bigint", "bigint", "bigint", "boolean",
+)  # fmt: skip
+_ORDER_TYPES = (
+    "bigint", "text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint", "text",
+    "bigint", "boolean", "text", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
+)  # fmt: skip
 # What a later batch may change in a stored order row (the others are fixed when the order is accepted).
 _MUTABLE = (
     "price",
@@ -55,11 +66,49 @@ _MUTABLE_TYPES = ("bigint", "bigint", "bigint", "bigint", "bigint", "text", "tex
 _MUTABLE_POSITIONS = tuple(ORDER_COLUMNS.index(c) for c in _MUTABLE)
 _ORDER_ID = ORDER_COLUMNS.index("order_id")
 _CREATED_SEQ = ORDER_COLUMNS.index("created_seq")
-UPDATE_ORDERS = (
-    f"UPDATE orders o SET {', '.join(f'{c} = u.{c}' for c in _MUTABLE)} "
-    f"FROM unnest($1::bigint[], {', '.join(f'${i + 2}::{t}[]' for i, t in enumerate(_MUTABLE_TYPES))}) "
-    f"AS u(order_id, {', '.join(_MUTABLE)}) WHERE o.order_id = u.order_id"
-)
+
+
+def _unnest(first: int, types: tuple[str, ...]) -> str:
+    return f"unnest({', '.join(f'${first + i}::{t}[]' for i, t in enumerate(types))})"
+
+
+def _update_orders(first: int) -> str:
+    return (
+        f"UPDATE orders o SET {', '.join(f'{c} = u.{c}' for c in _MUTABLE)} "
+        f"FROM {_unnest(first, ('bigint', *_MUTABLE_TYPES))} AS u(order_id, {', '.join(_MUTABLE)}) "
+        "WHERE o.order_id = u.order_id"
+    )
+
+
+UPDATE_ORDERS = _update_orders(1)
+
+
+def _write_all() -> str:
+    """One statement writing a whole batch from column arrays: every table's INSERT (and the orders' UPDATE) as a
+    data-modifying CTE. The statement triggers of the ledger fire at its end, when entries and legs are all in."""
+    parts: list[str] = []
+    n = 1
+    for name, table, columns, types in (
+        ("w_journal", "journal", JOURNAL_COLUMNS, _JOURNAL_TYPES),
+        ("w_events", "events", EVENT_COLUMNS, _EVENT_TYPES),
+        ("w_trades", "trades", TRADE_COLUMNS, _TRADE_TYPES),
+        ("w_orders", "orders", ORDER_COLUMNS, _ORDER_TYPES),
+        ("w_entries", "ledger_entries", ENTRY_COLUMNS, ENTRY_TYPES),
+        ("w_legs", "ledger_legs", LEG_COLUMNS, LEG_TYPES),
+    ):
+        parts.append(f"{name} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {_unnest(n, types)} RETURNING 1)")
+        n += len(types)
+    parts.append(f"w_updated AS ({_update_orders(n)} RETURNING 1)")
+    return (
+        "WITH " + ",\n".join(parts) + "\nSELECT (SELECT count(*) FROM w_legs) AS legs, (SELECT count(*) FROM w_updated) AS updated"
+    )
+
+
+WRITE_ALL = _write_all()
+# Up to this many rows a batch goes in one round trip (arrays); beyond, COPY per table is cheaper than building and
+# decoding arrays. A batch of a quiet market (a few commands per commit) is far below it, so its acknowledgement waits
+# for one statement and the COMMIT, not for a dozen round trips.
+ONE_STATEMENT_ROWS = 1_000
 
 
 def event_row(seq: int, idx: int, event: Event, body: bytes) -> tuple:
@@ -118,11 +167,11 @@ class BatchStore:
 
     async def write(self, conn: asyncpg.Connection, batch: Batch) -> None:
         """Write the batch inside the caller's transaction."""
-        await conn.copy_records_to_table(
-            "journal",
-            records=[(r.seq, r.ts_us, r.sender, r.command.decode("ascii"), r.prev_hash, r.hash) for r in batch.records],
-            columns=("seq", "ts_us", "sender", "command", "prev_hash", "hash"),
-        )
+        journal = [(r.seq, r.ts_us, r.sender, r.command.decode("ascii"), r.prev_hash, r.hash) for r in batch.records]
+        if len(batch.events) + 2 * len(batch.entries) <= ONE_STATEMENT_ROWS:
+            await self._write_one_statement(conn, batch, journal)
+            return
+        await conn.copy_records_to_table("journal", records=journal, columns=JOURNAL_COLUMNS)
         if batch.events:
             await conn.copy_records_to_table("events", records=batch.events, columns=EVENT_COLUMNS)
         if batch.trades:
@@ -132,6 +181,34 @@ class BatchStore:
         if batch.entries:
             await self.ledger.write(conn, batch.entries)
 
+    async def _write_one_statement(self, conn: asyncpg.Connection, batch: Batch, journal: list[tuple]) -> None:
+        ledger = self.ledger
+        prepared = await ledger.prepare(conn, batch.entries)  # a statement of its own only for unknown accounts
+        created, changed = _split_orders(batch)
+        try:
+            row = await conn.fetchrow(
+                WRITE_ALL,
+                *columns_of(journal, len(JOURNAL_COLUMNS)),
+                *columns_of(batch.events, len(EVENT_COLUMNS)),
+                *columns_of(batch.trades, len(TRADE_COLUMNS)),
+                *columns_of(created, len(ORDER_COLUMNS)),
+                *columns_of(prepared.entry_rows, len(ENTRY_COLUMNS)),
+                *columns_of(prepared.leg_rows, len(LEG_COLUMNS)),
+                [r[_ORDER_ID] for r in changed],
+                *([r[i] for r in changed] for i in _MUTABLE_POSITIONS),
+            )
+        except asyncpg.CheckViolationError as exc:
+            rejected = ledger.rejection(exc)
+            if rejected is None:
+                raise
+            raise rejected from exc
+        if (row["legs"], row["updated"]) != (len(prepared.leg_rows), len(changed)):
+            # An order the projection believes stored is not: memory and database disagree, stop.
+            raise RuntimeError(
+                f"expected {len(prepared.leg_rows)} legs and {len(changed)} order updates, "
+                f"database says {row['legs']} and {row['updated']}"
+            )
+        ledger.stored(prepared)
 
     @staticmethod
     async def _write_orders(conn: asyncpg.Connection, batch: Batch) -> None:
@@ -140,9 +217,7 @@ class BatchStore:
 
         Measured against one INSERT ... ON CONFLICT DO UPDATE of every row: no speculative insertion and no
         22 arrays to encode for the orders that are only inserted, 11 instead of 22 for those only updated."""
-        first_seq = batch.records[0].seq
-        created = [row for row in batch.orders if row[_CREATED_SEQ] >= first_seq]
-        changed = [row for row in batch.orders if row[_CREATED_SEQ] < first_seq]
+        created, changed = _split_orders(batch)
         if created:
             await conn.copy_records_to_table("orders", records=created, columns=ORDER_COLUMNS)
         if changed:
@@ -154,6 +229,16 @@ class BatchStore:
             if status != f"UPDATE {len(changed)}":
                 # An order the projection believes stored is not: memory and database disagree, stop.
                 raise RuntimeError(f"expected to update {len(changed)} orders, database says {status}")
+
+
+def _split_orders(batch: Batch) -> tuple[list[tuple], list[tuple]]:
+    """The batch's order rows: those accepted by its own commands, and those stored by an earlier batch."""
+    if not batch.orders:
+        return [], []
+    first_seq = batch.records[0].seq
+    created = [row for row in batch.orders if row[_CREATED_SEQ] >= first_seq]
+    changed = [row for row in batch.orders if row[_CREATED_SEQ] < first_seq]
+    return created, changed
 
 
 async def write_in_transaction(pool: asyncpg.Pool, store: BatchStore, batch: Batch) -> None:

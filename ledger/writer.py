@@ -34,8 +34,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NEGATIVE_BALANCE = "ledger_balances_participant_non_negative"
 _DETAIL = re.compile(r"account_id=(\d+) balance=(-?\d+)")
 
-_ENTRY_COLUMNS = ("seq", "idx", "kind", "ts", "order_id", "trade_id")
-_LEG_COLUMNS = ("seq", "idx", "leg", "debit_account_id", "credit_account_id", "asset", "amount")
+ENTRY_COLUMNS = ("seq", "idx", "kind", "ts", "order_id", "trade_id")
+ENTRY_TYPES = ("bigint", "int", "text", "timestamptz", "bigint", "bigint")
+LEG_COLUMNS = ("seq", "idx", "leg", "debit_account_id", "credit_account_id", "asset", "amount")
+LEG_TYPES = ("bigint", "int", "int", "bigint", "bigint", "text", "bigint")
+
 
 # Inserted rows come back from the INSERT, the others from the SELECT: both see the snapshot taken at
 # the start of the statement, so each key is returned exactly once.
@@ -98,6 +101,26 @@ class WriteResult:
     high_water: tuple[int, int] | None  # largest (seq, idx) stored after this call
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEntries:
+    """What `LedgerWriter.prepare` made of a list of entries: rows for ledger_entries and ledger_legs (columns as
+    `ENTRY_COLUMNS` and `LEG_COLUMNS`), the account ids they touch, and the largest (seq, idx) among them."""
+
+    entry_rows: list[tuple[object, ...]]
+    leg_rows: list[tuple[object, ...]]
+    touched: set[int]
+    skipped: int
+    accounts_created: int
+    last_key: tuple[int, int] | None
+
+
+def columns_of(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """`rows` as `width` column lists, for `unnest` parameters (empty lists when there are no rows)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 class LedgerWriter:
     """Writes entries through one connection at a time; one instance per sequencer (single writer)."""
 
@@ -120,6 +143,34 @@ class LedgerWriter:
 
     async def write(self, conn: asyncpg.Connection, entries: Sequence[Entry]) -> WriteResult:
         """Write `entries` (in (seq, idx) order) inside the transaction the caller holds on `conn`."""
+        prepared = await self.prepare(conn, entries)
+        if prepared.entry_rows:
+            try:
+                if len(prepared.leg_rows) <= _SMALL_BATCH_LEGS:
+                    status = await conn.execute(
+                        _WRITE_SMALL_BATCH, *columns_of(prepared.entry_rows, 6), *columns_of(prepared.leg_rows, 7)
+                    )
+                else:
+                    await conn.copy_records_to_table(
+                        "ledger_entries", records=prepared.entry_rows, columns=ENTRY_COLUMNS
+                    )
+                    status = await conn.copy_records_to_table(
+                        "ledger_legs", records=prepared.leg_rows, columns=LEG_COLUMNS
+                    )
+            except asyncpg.CheckViolationError as exc:
+                rejected = self._rejection(exc)
+                if rejected is None:
+                    raise
+                raise rejected from exc
+            stored = int(status.rsplit(" ", 1)[-1])
+            if stored != len(prepared.leg_rows):
+                raise LedgerWriteError(f"expected to store {len(prepared.leg_rows)} legs, database says {status}")
+        return self.stored(prepared)
+
+    async def prepare(self, conn: asyncpg.Connection, entries: Sequence[Entry]) -> PreparedEntries:
+        """The rows that `entries` add to the ledger (none for those already stored), every account resolved.
+
+        For a caller that sends the rows itself (in a statement of its own) and then calls `stored`."""
         if not conn.is_in_transaction():
             # Outside a transaction each statement would commit alone: half a batch could be kept.
             raise LedgerWriteError("LedgerWriter.write needs the caller's open transaction")
@@ -130,7 +181,7 @@ class LedgerWriter:
 
         fresh = self._fresh(entries)
         if not fresh:
-            return WriteResult(0, 0, len(entries), 0, 0, self._high_water)
+            return PreparedEntries([], [], set(), len(entries), 0, None)
         created = 0
         rows, missing = self._rows(fresh)
         if missing:  # some accounts are new (or forgotten by reset): learn them all in one statement
@@ -139,30 +190,25 @@ class LedgerWriter:
             if missing:
                 raise LedgerWriteError(f"accounts {sorted(missing)} still unknown after resolving them")
         entry_rows, leg_rows, touched = rows
-        try:
-            if len(leg_rows) <= _SMALL_BATCH_LEGS:
-                status = await conn.execute(_WRITE_SMALL_BATCH, *zip(*entry_rows), *zip(*leg_rows))
-            else:
-                await conn.copy_records_to_table("ledger_entries", records=entry_rows, columns=_ENTRY_COLUMNS)
-                status = await conn.copy_records_to_table("ledger_legs", records=leg_rows, columns=_LEG_COLUMNS)
-        except asyncpg.CheckViolationError as exc:
-            rejected = self._rejection(exc)
-            if rejected is None:
-                raise
-            raise rejected from exc
-        if status not in (f"INSERT 0 {len(leg_rows)}", f"COPY {len(leg_rows)}"):
-            raise LedgerWriteError(f"expected to store {len(leg_rows)} legs, database says {status}")
-
         last = fresh[-1]
-        self._high_water = (last.seq, last.index)
+        return PreparedEntries(entry_rows, leg_rows, touched, len(entries) - len(fresh), created, (last.seq, last.index))
+
+    def stored(self, prepared: PreparedEntries) -> WriteResult:
+        """Record that the rows of `prepared` are in the caller's transaction: the high-water mark moves."""
+        if prepared.last_key is not None:
+            self._high_water = prepared.last_key
         return WriteResult(
-            entries=len(entry_rows),
-            legs=len(leg_rows),
-            skipped=len(entries) - len(fresh),
-            accounts_created=created,
-            balances_moved=len(touched),
+            entries=len(prepared.entry_rows),
+            legs=len(prepared.leg_rows),
+            skipped=prepared.skipped,
+            accounts_created=prepared.accounts_created,
+            balances_moved=len(prepared.touched),
             high_water=self._high_water,
         )
+
+    def rejection(self, exc: asyncpg.CheckViolationError) -> LedgerRejected | None:
+        """The typed rejection for a negative participant balance refused by the database, else None."""
+        return self._rejection(exc)
 
     # -- steps ----------------------------------------------------------------------------------------
 
