@@ -9,19 +9,19 @@ stands at another seq, bytes that do not decode) are skipped, down to a full rep
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
-
-import asyncio
 
 import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.sequencer import Sequencer
+from api.sequencer import CommitFailed, Sequencer
 from exchange import snapshot
 from exchange.commands import Command
+from ledger.batch import Batch
 from ledger.postgres import asyncpg_dsn, create_database, drop_database
 from ledger.recovery import Recovered, recover
 from ledger.snapshots import digest
@@ -210,3 +210,39 @@ async def test_any_stream_recovers_from_its_snapshots_as_from_a_full_replay(
             await pool.close()
     finally:
         await drop_database(database_server_url, name)
+
+
+async def test_a_snapshot_captured_with_a_batch_that_failed_to_commit_is_never_stored(pool):
+    stamped = stream(seed=15, count=300)
+    clock = [START_US]
+    sequencer = Sequencer(pool, batch_max=1, snapshot_every=1, clock=lambda: clock[0])
+    await sequencer.start()
+    try:
+        for ts, command in stamped[:200]:
+            clock[0] = ts
+            await sequencer.submit(command, "tester")
+        failing_seq = sequencer.last_seq + 1
+
+        async def fail(batch: Batch) -> None:
+            sequencer.before_commit = None
+            raise ConnectionError("database went away")
+
+        sequencer.before_commit = fail
+        with pytest.raises(CommitFailed):
+            await sequencer.submit(stamped[200][1], "tester")
+        await sequencer.wait_running()
+        for ts, command in stamped[201:]:
+            clock[0] = ts
+            await sequencer.submit(command, "tester")
+        await asyncio.gather(*sequencer.snapshots._writing)
+        async with pool.acquire() as conn:
+            # The seq of the failed batch was given to the next command: whatever is stored at it is that state.
+            row = await conn.fetchrow("SELECT journal_hash FROM snapshots WHERE seq = $1", failing_seq)
+            stored_hash = await conn.fetchval("SELECT hash FROM journal WHERE seq = $1", failing_seq)
+        assert row is None or bytes(row["journal_hash"]) == bytes(stored_hash)
+    finally:
+        sequencer.snapshots.every = 0  # as if killed: recovery must use the periodic snapshots
+        await sequencer.stop()
+    fast = await recover(pool)
+    assert fast.from_snapshot > 0
+    assert_same(fast, await recover(pool, use_snapshot=False))
