@@ -16,7 +16,8 @@ from api import health, marketdata, metrics, schedule, sequencer_errors, ws
 from api.routes import market, operator, orders, participants
 from api.errors import install_error_handlers
 from api.lifecycle import Component, lifespan
-from api.logging import AccessLogMiddleware
+from api.fastpath import OrderFastPath
+from api.observe import ObserveMiddleware
 from api.sequencer import start_sequencer, stop_sequencer
 from api.settings import Settings, get_settings
 
@@ -78,7 +79,10 @@ def create_app(settings: Settings | None = None, *, components: Sequence[Compone
     app.state.startup_error = None
     install_error_handlers(app)
     sequencer_errors.install(app)
-    app.add_middleware(AccessLogMiddleware)
     metrics.install(app)
     _include_routers(app)
+    # Added last = runs first: ObserveMiddleware (request id, access log, HTTP metrics) wraps everything, then the
+    # order fast path answers the hot order routes before FastAPI's routing (same semantics: see api.fastpath).
+    app.add_middleware(OrderFastPath, api=app)
+    app.add_middleware(ObserveMiddleware, metrics=metrics.metrics_of(app))
     return app

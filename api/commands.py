@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 
 from api.errors import ApiError
@@ -69,19 +71,28 @@ def ensure_instrument(engine: Engine, symbol: str) -> Instrument:
 
 
 def engine_of(request: Request) -> Engine:
-    sequencer = getattr(request.app.state, "sequencer", None)
+    return engine_of_app(request.app)
+
+
+def engine_of_app(app: Any) -> Engine:
+    sequencer = getattr(app.state, "sequencer", None)
     if sequencer is None:
         raise ApiError(503, "NOT_READY", "the exchange is starting")
     return sequencer.engine
 
 
 async def submit(request: Request, command: Command, sender: str) -> Outcome:
-    """Send a command and wait for its commit.
+    """Send a command and wait for its commit (see `submit_to`)."""
+    return await submit_to(request.app, command, sender)
+
+
+async def submit_to(app: Any, command: Command, sender: str) -> Outcome:
+    """Send a command to `app`'s sequencer and wait for its commit.
 
     Back-pressure, recovery and failed commits propagate as exceptions that `api.sequencer_errors` answers with
     429/503 and `Retry-After`.
     """
-    sequencer = getattr(request.app.state, "sequencer", None)
+    sequencer = getattr(app.state, "sequencer", None)
     if sequencer is None:
         raise ApiError(503, "NOT_READY", "the exchange is starting")
     return await sequencer.submit(command, sender)

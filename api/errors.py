@@ -79,9 +79,21 @@ class ApiError(Exception):
         return f"ApiError({self.status}, {self.code!r}, {self.message!r})"
 
 
+def _text(value: str) -> str:
+    """`value`, with any lone surrogate (JSON may carry "\\ud800"; UTF-8 cannot) written as a backslash escape."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def json_safe(value: Any) -> Any:
-    """`value` made of JSON types only: decimals and dates as strings, exceptions as their message."""
-    if value is None or isinstance(value, bool | int | str):
+    """`value` made of JSON types only, each string encodable as UTF-8: decimals and dates as strings, exceptions
+    as their message."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
@@ -101,7 +113,7 @@ def json_safe(value: Any) -> Any:
 
 
 def error_content(code: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": json_safe(dict(details or {}))}}
+    return {"error": {"code": code, "message": _text(message), "details": json_safe(dict(details or {}))}}
 
 
 def error_response(

@@ -6,7 +6,7 @@ What is measured, and where it comes from:
 - commands by type and outcome (committed, backpressure, unavailable, commit_failed): the listener only sees events,
   so the metrics component wraps this process's `sequencer.submit` to see each command and how it ended;
 - inbox depth, sequencer state, last sequence number, WebSocket clients: read when scraped;
-- HTTP requests by method, route template and status, and their duration: an ASGI middleware. Routes are labelled
+- HTTP requests by method, route template and status, and their duration: `api.observe.ObserveMiddleware`. Routes are labelled
   by their template (`/v1/participants/{participant_id}`), never the raw path, to keep the label set bounded.
 
 `/metrics` needs no API key, as Prometheus scrapers expect; it reveals volumes but no participant. Do NOT expose it
@@ -20,13 +20,11 @@ histograms as cumulative `_bucket{le=...}` series plus `_sum` and `_count`.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.sequencer import Backpressure, CommitFailed, Outcome, Sequencer, SequencerState, SequencerUnavailable
 from exchange.commands import Command
@@ -276,34 +274,6 @@ def _websocket_clients(app: FastAPI) -> int:
         return 0
 
 
-class HttpMetricsMiddleware:
-    """Pure ASGI middleware counting every HTTP request by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, metrics: ExchangeMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            # The router puts the matched route into the scope; a path no route knows keeps one shared label.
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            self.metrics.on_request(scope.get("method", "GET"), route, status, time.perf_counter() - started)
-
-
 router = APIRouter(tags=["operations"])
 
 
@@ -325,9 +295,9 @@ def metrics_of(app: FastAPI) -> ExchangeMetrics:
 
 
 def install(app: FastAPI) -> None:
-    """Add the HTTP middleware and the `/metrics` route (call from `create_app`, before the app starts)."""
-    metrics = metrics_of(app)
-    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    """Add the `/metrics` route (call from `create_app`, before the app starts). HTTP requests are counted by
+    `api.observe.ObserveMiddleware`, which `create_app` adds with `metrics_of(app)`."""
+    metrics_of(app)
     app.include_router(router)
 
 

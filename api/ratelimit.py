@@ -81,12 +81,9 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-def charge(request: Request, principal: Principal) -> None:
-    """Take this request's token from the caller's bucket, or raise 429 `RATE_LIMITED`. Charges once per request."""
-    if getattr(request.state, "rate_charged", False):
-        return
-    request.state.rate_charged = True
-    wait = limiter_of(request.app).wait_seconds(principal.key_id)
+def take_token(app: FastAPI, principal: Principal) -> None:
+    """Take one token from the caller's bucket, or raise 429 `RATE_LIMITED` (nothing taken)."""
+    wait = limiter_of(app).wait_seconds(principal.key_id)
     if wait > 0:
         raise ApiError(
             429,
@@ -95,6 +92,14 @@ def charge(request: Request, principal: Principal) -> None:
             {"retry_after_seconds": round(wait, 3)},
             {"Retry-After": retry_after_header(wait)},
         )
+
+
+def charge(request: Request, principal: Principal) -> None:
+    """Take this request's token from the caller's bucket, or raise 429 `RATE_LIMITED`. Charges once per request."""
+    if getattr(request.state, "rate_charged", False):
+        return
+    request.state.rate_charged = True
+    take_token(request.app, principal)
 
 
 async def rate_limited(request: Request, principal: Principal = Depends(authenticate)) -> Principal:

@@ -62,13 +62,21 @@ PARTS: tuple[Part, ...] = (
             ("api.auth.authenticate (key cache, rate limit)", "api/auth.py", "authenticate"),
             ("other dependency solving (require, Request...)", "fastapi/dependencies/utils.py", "solve_dependencies"),
             ("order_view: projection fold, timestamps, OrderView", "api/routes/orders.py", "order_view"),
+            ("_place_command: decimals -> integers, the command", "api/routes/orders.py", "_place_command"),
+            ("fast path: body -> PlaceOrderRequest (model_validate_json)", "pydantic/", "model_validate_json"),
+            ("fast path: auth.principal_for (key cache)", "api/auth.py", "principal_for"),
+            ("fast path: ratelimit.take_token", "api/ratelimit.py", "take_token"),
+            ("fast path: OrderView -> JSON (TypeAdapter.dump_json)", "pydantic/", "dump_json"),
             ("place_order's own work (command, submit; the wait costs nothing)", "api/routes/orders.py", "place_order"),
+            ("orders.place's own work (idempotency, submit, fold)", "api/routes/orders.py", "place"),
+            ("orders.cancel (load, submit, read back)", "api/routes/orders.py", "cancel"),
             ("serialize_response (OrderView -> JSON-able)", "fastapi/routing.py", "serialize_response"),
             ("JSONResponse.render (json.dumps of the answer)", "starlette/responses.py", "render"),
             ("RequestResponseCycle.send (answer to the socket)", "uvicorn/protocols/http/", "send"),
             ("access log (logging calls below the level)", "logging/", ""),
+            ("fast path's own work (headers, body, dispatch, answer)", "api/fastpath.py", ""),
         ),
-        "rest: middlewares (metrics, access log, FastAPI's), routing, exception handling, FastAPI plumbing",
+        "rest: observe middleware (request id, metrics, access log), Starlette's error middleware, FastAPI plumbing",
     ),  # fmt: skip
     Part(
         "HTTP protocol callbacks: parse requests, start tasks (uvicorn/httptools)", (("uvicorn/", ""), ("httptools", ""))

@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal, Role, require
-from api.commands import engine_of, ensure_instrument, reject_error, submit
+from api.commands import engine_of, engine_of_app, ensure_instrument, reject_error, submit, submit_to
 from api.errors import ApiError, ErrorEnvelope
 from api.schemas import (
     AmendOrderRequest,
@@ -135,19 +135,19 @@ def _trade_record(trade: Trade, ts_us: int) -> dict[str, Any]:
     }
 
 
-async def _load_order(request: Request, principal: Principal, order_id: str) -> asyncpg.Record:
+async def _load_order(app: Any, principal: Principal, order_id: str) -> asyncpg.Record:
     if not _DIGITS.fullmatch(order_id):
         raise ApiError(404, "UNKNOWN_ORDER", f"no order {order_id}")
-    async with request.app.state.pg_pool.acquire() as conn:
+    async with app.state.pg_pool.acquire() as conn:
         row = await conn.fetchrow(ORDER_SELECT + " WHERE order_id = $1", int(order_id))
     if row is None or (principal.role is not Role.REGULATOR and row["account"] != principal.participant_id):
         raise ApiError(404, "UNKNOWN_ORDER", f"no order {order_id}")
     return row
 
 
-async def _order_fills(request: Request, instrument: Instrument, row: Any) -> list[FillView]:
+async def _order_fills(app: Any, instrument: Instrument, row: Any) -> list[FillView]:
     side_column = "buy_order_id" if row["side"] == Side.BUY.value else "sell_order_id"
-    async with request.app.state.pg_pool.acquire() as conn:
+    async with app.state.pg_pool.acquire() as conn:
         trades = await conn.fetch(
             f"SELECT * FROM trades WHERE {side_column} = $1 ORDER BY trade_id", row["order_id"]
         )
@@ -170,10 +170,10 @@ def _same_request(accepted: OrderAccepted, command: PlaceOrder) -> bool:
 
 
 async def _existing_for_client_id(
-    request: Request, principal: Principal, instrument: Instrument, command: PlaceOrder
+    app: Any, principal: Principal, instrument: Instrument, command: PlaceOrder
 ) -> OrderView | None:
     """The first result for this client order id, or 409 if the same id came with a different order."""
-    async with request.app.state.pg_pool.acquire() as conn:
+    async with app.state.pg_pool.acquire() as conn:
         row = await conn.fetchrow(
             ORDER_SELECT + " WHERE account = $1 AND client_order_id = $2",
             principal.participant_id,
@@ -192,7 +192,7 @@ async def _existing_for_client_id(
             "this client_order_id was used for a different order",
             {"order_id": str(row["order_id"])},
         )
-    fills = await _order_fills(request, instrument, row)
+    fills = await _order_fills(app, instrument, row)
     return order_view(instrument, row, fills)
 
 
@@ -226,40 +226,27 @@ def _place_command(principal: Principal, instrument: Instrument, body: PlaceOrde
     )
 
 
-@router.post(
-    "/orders",
-    status_code=201,
-    response_model=OrderView,
-    responses={
-        **ERRORS,
-        200: {"model": OrderView, "description": "A retry with the same client_order_id: the order it first placed."},
-    },
-    summary="Place an order",
-)
-async def place_order(
-    body: PlaceOrderRequest,
-    request: Request,
-    response: Response,
-    principal: Annotated[Principal, Depends(require(*TRADERS))],
-) -> OrderView:
-    engine = engine_of(request)
+async def place(app: Any, principal: Principal, body: PlaceOrderRequest) -> tuple[int, OrderView]:
+    """Place an order for an admitted caller: (201, the new order) once its batch committed, or (200, the first
+    result) for a retry with the same client order id. Raises `ApiError` and the sequencer's refusals.
+
+    The one implementation of order entry: the FastAPI route below and the fast path (`api.fastpath`) both call it."""
+    engine = engine_of_app(app)
     instrument = ensure_instrument(engine, body.symbol)
     command = _place_command(principal, instrument, body)
     if command.client_order_id is not None:
-        existing = await _existing_for_client_id(request, principal, instrument, command)
+        existing = await _existing_for_client_id(app, principal, instrument, command)
         if existing is not None:
-            response.status_code = 200
-            return existing
-    outcome = await submit(request, command, principal.participant_id)
+            return 200, existing
+    outcome = await submit_to(app, command, principal.participant_id)
     accepted: OrderAccepted | None = None
     for event in outcome.events:
         if type(event) is CommandRejected:
             if event.reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID:
                 # A concurrent retry won the race; answer like any retry.
-                existing = await _existing_for_client_id(request, principal, instrument, command)
+                existing = await _existing_for_client_id(app, principal, instrument, command)
                 if existing is not None:
-                    response.status_code = 200
-                    return existing
+                    return 200, existing
             raise_reject(event)
         if type(event) is OrderAccepted:
             accepted = event
@@ -276,7 +263,28 @@ async def place_order(
         if type(event) is Trade
         and (event.buy_order_id == accepted.order_id or event.sell_order_id == accepted.order_id)
     ]
-    return order_view(instrument, row, fills)
+    return 201, order_view(instrument, row, fills)
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderView,
+    responses={
+        **ERRORS,
+        200: {"model": OrderView, "description": "A retry with the same client_order_id: the order it first placed."},
+    },
+    summary="Place an order",
+)
+async def place_order(
+    body: PlaceOrderRequest,
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, Depends(require(*TRADERS))],
+) -> OrderView:
+    status, view = await place(request.app, principal, body)
+    response.status_code = status
+    return view
 
 
 def raise_reject(event: CommandRejected) -> None:
@@ -333,13 +341,30 @@ async def get_order(
     principal: Annotated[Principal, Depends(require(*TRADERS, Role.REGULATOR))],
 ) -> OrderView:
     engine = engine_of(request)
-    row = await _load_order(request, principal, order_id)
+    row = await _load_order(request.app, principal, order_id)
     instrument = engine.instruments[row["symbol"]]
-    return order_view(instrument, row, await _order_fills(request, instrument, row))
+    return order_view(instrument, row, await _order_fills(request.app, instrument, row))
 
 
 def _is_done(row: Any) -> bool:
     return not (row["remaining"] > 0 and row["status"] in ("new", "partially_filled"))
+
+
+async def cancel(app: Any, principal: Principal, order_id: str) -> OrderView:
+    """Cancel one of an admitted caller's open orders and answer it as committed (shared with `api.fastpath`)."""
+    engine = engine_of_app(app)
+    row = await _load_order(app, principal, order_id)
+    if _is_done(row):
+        raise ApiError(409, "ORDER_ALREADY_DONE", f"order {order_id} is {row['status']}", {"status": row["status"]})
+    outcome = await submit_to(app, CancelOrder(principal.participant_id, row["order_id"]), principal.participant_id)
+    for event in outcome.events:
+        if type(event) is CommandRejected:
+            if event.reason is RejectReason.UNKNOWN_ORDER:
+                raise ApiError(409, "ORDER_ALREADY_DONE", f"order {order_id} is no longer open")
+            raise_reject(event)
+    instrument = engine.instruments[row["symbol"]]
+    row = await _load_order(app, principal, order_id)
+    return order_view(instrument, row, await _order_fills(app, instrument, row))
 
 
 @router.delete("/orders/{order_id}", response_model=OrderView, responses=ERRORS, summary="Cancel an order")
@@ -348,19 +373,7 @@ async def cancel_order(
     request: Request,
     principal: Annotated[Principal, Depends(require(*TRADERS))],
 ) -> OrderView:
-    engine = engine_of(request)
-    row = await _load_order(request, principal, order_id)
-    if _is_done(row):
-        raise ApiError(409, "ORDER_ALREADY_DONE", f"order {order_id} is {row['status']}", {"status": row["status"]})
-    outcome = await submit(request, CancelOrder(principal.participant_id, row["order_id"]), principal.participant_id)
-    for event in outcome.events:
-        if type(event) is CommandRejected:
-            if event.reason is RejectReason.UNKNOWN_ORDER:
-                raise ApiError(409, "ORDER_ALREADY_DONE", f"order {order_id} is no longer open")
-            raise_reject(event)
-    instrument = engine.instruments[row["symbol"]]
-    row = await _load_order(request, principal, order_id)
-    return order_view(instrument, row, await _order_fills(request, instrument, row))
+    return await cancel(request.app, principal, order_id)
 
 
 @router.delete("/orders", response_model=CancelAllView, responses=ERRORS, summary="Cancel all your open orders")
@@ -393,7 +406,7 @@ async def amend_order(
     engine = engine_of(request)
     if body.price is None and body.quantity is None:
         raise ApiError(422, "NO_CHANGE", "give a new price, a new quantity or both")
-    row = await _load_order(request, principal, order_id)
+    row = await _load_order(request.app, principal, order_id)
     if _is_done(row):
         raise ApiError(409, "ORDER_ALREADY_DONE", f"order {order_id} is {row['status']}", {"status": row["status"]})
     instrument = engine.instruments[row["symbol"]]
@@ -409,8 +422,8 @@ async def amend_order(
             if event.reason is RejectReason.UNKNOWN_ORDER:
                 raise ApiError(409, "ORDER_ALREADY_DONE", f"order {order_id} is no longer open")
             raise_reject(event)
-    row = await _load_order(request, principal, order_id)
-    return order_view(instrument, row, await _order_fills(request, instrument, row))
+    row = await _load_order(request.app, principal, order_id)
+    return order_view(instrument, row, await _order_fills(request.app, instrument, row))
 
 
 @router.get("/fills", response_model=FillPage, responses=ERRORS, summary="Your fills, newest first")
