@@ -9,24 +9,20 @@ source, so an edit is never shadowed by a stale build.
 
 from __future__ import annotations
 
+import ast
 import os
+from pathlib import Path
 
 from setuptools import setup
 
-# Keep in step with exchange.COMPILED_MODULES (checked by tests/exchange/test_compiled_core.py).
-COMPILED_MODULES = (
-    "accounts",
-    "book",
-    "codec",
-    "commands",
-    "engine",
-    "events",
-    "fees",
-    "instrument",
-    "orders",
-    "rejects",
-    "rounding",
-)
+
+def _compiled_modules() -> tuple[str, ...]:
+    """`exchange.COMPILED_MODULES`, read from the package's source (importing it here would import the core)."""
+    tree = ast.parse(Path(__file__).with_name("exchange").joinpath("__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED_MODULES" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError("exchange/__init__.py does not define COMPILED_MODULES")
 
 
 def _extensions() -> list:
@@ -36,7 +32,7 @@ def _extensions() -> list:
 
     # Assertions stay in: they are the core's cheap invariant checks (TIGER_STYLE), not debug aids.
     return mypycify(
-        ["--ignore-missing-imports", *(f"exchange/{name}.py" for name in COMPILED_MODULES)],
+        ["--ignore-missing-imports", *(f"exchange/{name}.py" for name in _compiled_modules())],
         opt_level="3",
         strip_asserts=False,
     )

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-# Keep in step with COMPILED_MODULES in setup.py (checked by tests/exchange/test_compiled_core.py).
+# setup.py compiles exactly these (it reads this tuple from this file).
 COMPILED_MODULES = (
     "accounts",
     "book",
