@@ -72,6 +72,10 @@ def create_app(settings: Settings | None = None, *, components: Sequence[Compone
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        # The exchange reports through its own Prometheus metrics and JSON logs, not OpenTelemetry. Left on, FastAPI
+        # asks the (unconfigured) OpenTelemetry providers on every request whether to trace it, reading the
+        # environment each time: a measurable share of an order's CPU (benchmarks/api.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.components = list(default_components(settings) if components is None else components)

@@ -38,7 +38,9 @@ class Part:
 PARTS: tuple[Part, ...] = (
     Part(
         "sequencer task (one batch after another)",
-        (("api/sequencer.py", "_process"), ("api/sequencer.py", "_run"), ("/exchange/", ""), ("/ledger/", "")),
+        # `_commit` runs as a task of its own (the batch's transaction), so it is named here too.
+        (("api/sequencer.py", "_process"), ("api/sequencer.py", "_run"), ("api/sequencer.py", "_commit"),
+         ("/exchange/", ""), ("/ledger/", "")),
         (
             ("Engine.apply (matching, risk)", "exchange/engine.py", "apply"),
             ("codec.encode (canonical JSON of commands, events)", "exchange/codec.py", "encode"),
