@@ -30,6 +30,7 @@ import api
 from api.auth import Principal, Role, require
 from api.commands import engine_of
 from api.errors import ApiError, ErrorEnvelope
+from api.keyset import Filters, split_page
 from api.routes.orders import ORDER_SELECT, format_amount, order_view
 from api.schemas import OrderPage, OrderView, StrictModel, timestamp
 from api.units import minor_to_cash, ticks_to_price
@@ -341,21 +342,16 @@ async def regulator_orders(
     limit: Limit = 100,
 ) -> OrderPage:
     engine = engine_of(request)
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column, value in (("account", account), ("symbol", symbol)):
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
-    if cursor is not None:
-        args.append(int(cursor))
-        clauses.append(f"order_id > ${len(args)}")
-    args.append(limit + 1)
+    filters = Filters()
+    filters.add("account = {0}", account)
+    filters.add("symbol = {0}", symbol)
+    filters.add("order_id > {0}", None if cursor is None else int(cursor))
+    sql = f"{ORDER_SELECT}{filters.where()} ORDER BY order_id LIMIT {filters.param(limit + 1)}"
     async with _pool(request).acquire() as conn:
-        rows = await conn.fetch(f"{ORDER_SELECT}{_where(clauses)} ORDER BY order_id LIMIT ${len(args)}", *args)
-    page = rows[:limit]
+        rows = await conn.fetch(sql, *filters.args)
+    page, next_cursor = split_page(rows, limit, lambda r: str(r["order_id"]))
     views: list[OrderView] = [order_view(_instrument(engine, r["symbol"]), r) for r in page]
-    return OrderPage(orders=views, next_cursor=str(page[-1]["order_id"]) if len(rows) > limit else None)
+    return OrderPage(orders=views, next_cursor=next_cursor)
 
 
 @router.get("/trades", response_model=TradePage, responses=ERRORS, summary="Every trade with both sides, oldest first")
@@ -368,25 +364,15 @@ async def regulator_trades(
     limit: Limit = 100,
 ) -> TradePage:
     engine = engine_of(request)
-    clauses: list[str] = []
-    args: list[Any] = []
-    if account is not None:
-        args.append(account)
-        clauses.append(f"(buyer = ${len(args)} OR seller = ${len(args)})")
-    if symbol is not None:
-        args.append(symbol)
-        clauses.append(f"symbol = ${len(args)}")
-    if cursor is not None:
-        args.append(int(cursor))
-        clauses.append(f"trade_id > ${len(args)}")
-    args.append(limit + 1)
+    filters = Filters()
+    filters.add("(buyer = {0} OR seller = {0})", account)
+    filters.add("symbol = {0}", symbol)
+    filters.add("trade_id > {0}", None if cursor is None else int(cursor))
+    sql = f"{_TRADES}{filters.where()} ORDER BY trade_id LIMIT {filters.param(limit + 1)}"
     async with _pool(request).acquire() as conn:
-        rows = await conn.fetch(f"{_TRADES}{_where(clauses)} ORDER BY trade_id LIMIT ${len(args)}", *args)
-    page = rows[:limit]
-    return TradePage(
-        trades=[trade_view(_instrument(engine, r["symbol"]), r) for r in page],
-        next_cursor=str(page[-1]["trade_id"]) if len(rows) > limit else None,
-    )
+        rows = await conn.fetch(sql, *filters.args)
+    page, next_cursor = split_page(rows, limit, lambda r: str(r["trade_id"]))
+    return TradePage(trades=[trade_view(_instrument(engine, r["symbol"]), r) for r in page], next_cursor=next_cursor)
 
 
 def _events_query(
@@ -437,12 +423,8 @@ async def regulator_events(
     sql, args = _events_query(account, symbol, None if order_id is None else int(order_id), kind, after, limit + 1)
     async with _pool(request).acquire() as conn:
         rows = await conn.fetch(sql, *args)
-    page = rows[:limit]
-    last = page[-1] if page else None
-    return EventPage(
-        events=[event_view(r) for r in page],
-        next_cursor=f"{last['seq']}:{last['idx']}" if last is not None and len(rows) > limit else None,
-    )
+    page, next_cursor = split_page(rows, limit, lambda r: f"{r['seq']}:{r['idx']}")
+    return EventPage(events=[event_view(r) for r in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -461,11 +443,8 @@ async def regulator_ledger_entries(
     engine = engine_of(request)
     async with _pool(request).acquire() as conn:
         entries = await _entries(conn, engine, _pair(cursor), limit + 1, account, asset)
-    page = entries[:limit]
-    last = page[-1] if page else None
-    return EntryPage(
-        entries=page, next_cursor=f"{last.seq}:{last.index}" if last is not None and len(entries) > limit else None
-    )
+    page, next_cursor = split_page(entries, limit, lambda e: f"{e.seq}:{e.index}")
+    return EntryPage(entries=page, next_cursor=next_cursor)
 
 
 @router.get("/journal", response_model=JournalPage, responses=ERRORS, summary="Journal records with their hashes")
@@ -478,11 +457,8 @@ async def regulator_journal(
     after = int(cursor) if cursor is not None else 0
     async with _pool(request).acquire() as conn:
         rows = await conn.fetch(f"{_JOURNAL} WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit + 1)
-    page = rows[:limit]
-    return JournalPage(
-        records=[journal_view(r) for r in page],
-        next_cursor=str(page[-1]["seq"]) if len(rows) > limit else None,
-    )
+    page, next_cursor = split_page(rows, limit, lambda r: str(r["seq"]))
+    return JournalPage(records=[journal_view(r) for r in page], next_cursor=next_cursor)
 
 
 # ---------------------------------------------------------------------------------------------------- export
