@@ -172,6 +172,25 @@ async def write_on_conflict(conn: asyncpg.Connection, writer: LedgerWriter, entr
 
 # -- measurement --------------------------------------------------------------------------------------
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds a local PostgreSQL backend has used (user + system), or None when it is not readable here.
+
+    On a shared 2-core machine wall times swing with whatever else runs; the server's own CPU per row does not,
+    so the benchmarks print it beside the rates (resolution: one clock tick per reading)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+async def backend_pid(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT pg_backend_pid()")
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -220,16 +239,22 @@ async def measure(
     gc.freeze()
 
     rng = random.Random(SEED)
+    pid = await backend_pid(conn)
+    server = {"writer": 0.0, "raw": 0.0}
     writer_s = raw_s = alt_s = writer_cpu_s = 0.0
     latencies: list[float] = []
     legs_total = entries_total = 0
     for batch in batches(rng, fill_count, per_batch, first_seq):
         cpu0 = time.process_time()
+        server0 = backend_cpu(pid)
         t0 = time.perf_counter()
         async with conn.transaction():
             result = await writer.write(conn, batch)
         t1 = time.perf_counter()
         writer_cpu_s += time.process_time() - cpu0
+        server1 = backend_cpu(pid)
+        if server0 is not None and server1 is not None:
+            server["writer"] += server1 - server0
         writer_s += t1 - t0
         latencies.append(t1 - t0)
         legs_total += result.legs
@@ -240,6 +265,9 @@ async def measure(
             await conn.copy_records_to_table("raw_entries", records=raw_entries)
             await conn.copy_records_to_table("raw_legs", records=raw_legs)
         raw_s += time.perf_counter() - t0
+        server2 = backend_cpu(pid)
+        if server1 is not None and server2 is not None:
+            server["raw"] += server2 - server1
         t0 = time.perf_counter()
         async with alt.transaction():
             await write_on_conflict(alt, alt_writer, batch)
@@ -269,6 +297,8 @@ async def measure(
         "raw_legs_per_s": legs_total / raw_s,
         "alt_fills_per_s": fill_count / alt_s,
         "writer_python_us_per_fill": writer_cpu_s / fill_count * 1e6,
+        "writer_server_us_per_fill": server["writer"] / fill_count * 1e6,
+        "raw_server_us_per_fill": server["raw"] / fill_count * 1e6,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "single_fills": single_count,
@@ -301,6 +331,9 @@ def main() -> None:
           f"{r['single_fills_per_s']:>12,.0f}")
     print(f"batch commit latency: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; "
           f"writer's own Python CPU {r['writer_python_us_per_fill']:.1f} us/fill; writer / raw ceiling = {ratio:.2f}")
+    if r["writer_server_us_per_fill"] > 0:
+        print(f"PostgreSQL backend CPU per fill (independent of other load): writer {r['writer_server_us_per_fill']:.1f} us, "
+              f"raw ceiling {r['raw_server_us_per_fill']:.1f} us; ratio {r['raw_server_us_per_fill'] / r['writer_server_us_per_fill']:.2f}")
     print(json.dumps({
         "benchmark": "ledger",
         "metric": "fills_per_s",

@@ -35,6 +35,7 @@ import asyncpg
 from api.sequencer import Sequencer
 from benchmarks._report import json_line, machine, percentile, table, verdict
 from benchmarks.engine import engine_run, fresh_engine
+from benchmarks.ledger import backend_cpu
 from benchmarks.workload import ACCOUNTS, TS0_US, mixed_commands, setup_commands
 from exchange import codec
 from exchange.commands import Command
@@ -360,7 +361,10 @@ async def run(args: argparse.Namespace) -> None:
             async with running_sequencer(server, f"{base}_{n}", base, batch_max) as sequencer:
                 if n == 0:
                     print(f"  {await durability(sequencer.pool, server)}")
+                pid = await sequencer._conn.fetchval("SELECT pg_backend_pid()")  # noqa: SLF001 - idle until submit
+                server0 = backend_cpu(pid)
                 seconds, committed, rejected = await submit_all(sequencer, saturation_commands, concurrency)
+                server1 = backend_cpu(pid)
                 saturation[batch_max] = committed / seconds
                 mean_batch = committed / max(1, sequencer.committed_batches)
                 commits = sorted(sequencer.commit_seconds)
@@ -370,6 +374,11 @@ async def run(args: argparse.Namespace) -> None:
                     f"{committed / seconds:>10,.0f} commands/s committed ({seconds:.1f} s, mean batch {mean_batch:,.0f}, "
                     f"commit p50 {percentile(commits, 50) * 1000:.1f} ms of the last {len(commits)}, rejected {rejected})",
                 ))
+                if server0 is not None and server1 is not None:
+                    results.append((
+                        "  PostgreSQL backend CPU per command (independent of other load)",
+                        f"{(server1 - server0) / committed * 1e6:>10.1f} us",
+                    ))
                 results.append(("  where the batch writes spent the run's wall time:", ""))
                 results.extend(statements)
         async with running_sequencer(server, f"{base}_paced", base, 1_000) as sequencer:
