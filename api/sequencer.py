@@ -431,6 +431,7 @@ async def start_sequencer(app: FastAPI) -> None:
         batch_max=settings.batch_max,
         batch_window_s=settings.batch_window_ms / 1000,
         inbox_size=settings.inbox_size,
+        snapshot_every=settings.snapshot_every,
     )
     await sequencer.start()
     app.state.sequencer = sequencer

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="How long the sequencer waits for more commands before closing a batch."
     )
     inbox_size: int = Field(default=10_000, ge=1, description="Queued commands before callers get 429.")
+    snapshot_every: int = Field(
+        default=100_000,
+        ge=0,
+        description="Journal records between engine snapshots (a restart replays only the tail); 0: none.",
+    )
     ws_queue_size: int = Field(default=10_000, ge=1, description="Messages queued per WebSocket client before it is dropped.")
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="Per-key request rate (token bucket).")
     rate_limit_burst: int = Field(default=400, ge=1, description="Per-key burst size (token bucket capacity).")
