@@ -17,10 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exchange import snapshot
+from exchange.accounts import Balance
+from exchange.book import BookSide, OrderBook, PriceLevel
 from exchange.commands import CloseOffer, Command, PayCoupon, Subscribe
+from exchange.distributions import DistributionBook
 from exchange.engine import Engine
 from exchange.events import Event
-from exchange.orders import TimeInForce
+from exchange.investors import InvestorProfile, InvestorProfiles
+from exchange.offers import Offer, OfferBook, Subscription
+from exchange.orders import Order, TimeInForce
 from tests.exchange.corporate_factories import PROFESSIONAL, RETAIL, CorporateMarket, social_bond, social_equity, us_at
 from tests.exchange.factories import BUY, SELL, START_US, RandomSession, absolute_expiry, limit
 from tests.exchange.test_engine_determinism import instruments, live
@@ -188,3 +193,33 @@ def test_stale_timer_entries_are_not_state():
         replayed.apply(seq, ts, command)
     assert len(asked._gtd) != len(replayed._gtd), "the stream leaves stale GTD entries behind"
     assert snapshot.encode(asked) == snapshot.encode(replayed)
+
+
+def _fields(cls: type) -> set[str]:
+    """The instance fields of a class, whether it is interpreted (slots) or compiled (getset descriptors)."""
+    return {n for n, a in vars(cls).items() if inspect.isgetsetdescriptor(a) or inspect.ismemberdescriptor(a)}
+
+
+@pytest.mark.parametrize(
+    ("cls", "written"),
+    [
+        # Each is what `exchange.snapshot` writes (or rebuilds: queue links, level sums, best level, sorted prices).
+        (Order, {"order_id", "account", "symbol", "side", "type", "price", "quantity", "remaining", "tif",
+                 "expire_at_us", "post_only", "stp", "hold_per_lot", "priority", "level", "prev", "next"}),
+        (PriceLevel, {"price", "quantity", "count", "head", "tail"}),
+        (BookSide, {"side", "levels", "prices", "best", "_is_bid"}),
+        (OrderBook, {"symbol", "bids", "asks", "market_bids", "market_asks"}),
+        (Balance, {"available", "held"}),
+        (OfferBook, {"offers", "open_by_symbol"}),
+        (Offer, {"offer_id", "symbol", "issuer", "currency", "price", "quantity", "min_application", "min_subscription",
+                 "closes_at_us", "opened_seq", "status", "subscriptions", "subscribed", "allocated", "closed_seq",
+                 "pending_by_account"}),
+        (Subscription, {"seq", "account", "quantity", "amount", "allocated", "paid"}),
+        (InvestorProfiles, {"profiles", "acknowledged"}),
+        (InvestorProfile, {"category", "declared_assets_minor"}),
+        (DistributionBook, {"paid_coupons", "redeemed", "listed_rate_ppm"}),
+    ],
+)  # fmt: skip
+def test_the_snapshot_knows_every_field_of_the_engines_parts(cls, written):
+    # A field added to any part of the engine must be added to the snapshot too, or a restart would lose it.
+    assert _fields(cls) == written
