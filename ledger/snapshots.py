@@ -190,6 +190,8 @@ class SnapshotTaker:
         started = time.perf_counter()
         self._pending.append(take(engine, projection, journal_hash))
         self.seconds.append(time.perf_counter() - started)
+        if len(self.seconds) > 1_000:
+            del self.seconds[:500]
         self.last_taken_seq = engine.last_seq
 
     def committed(self, seq: int) -> None:
