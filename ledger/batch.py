@@ -96,7 +96,8 @@ def _write_all() -> str:
         ("w_entries", "ledger_entries", ENTRY_COLUMNS, ENTRY_TYPES),
         ("w_legs", "ledger_legs", LEG_COLUMNS, LEG_TYPES),
     ):
-        parts.append(f"{name} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {_unnest(n, types)} RETURNING 1)")
+        counted = " RETURNING 1" if table == "ledger_legs" else ""  # what is not counted need not be returned
+        parts.append(f"{name} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {_unnest(n, types)}{counted})")
         n += len(types)
     parts.append(f"w_updated AS ({_update_orders(n)} RETURNING 1)")
     return (
