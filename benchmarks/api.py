@@ -112,7 +112,7 @@ RAW_REPLY = json.dumps(
 RAW_HEADERS = [
     (b"content-length", str(len(RAW_REPLY)).encode()),
     (b"content-type", b"application/json"),
-    (b"x-request-id", b"0" * 32),  # the exchange echoes a request id (uuid4 hex) on every answer
+    (b"x-request-id", b"0" * 32),  # the exchange answers with a request id (32 hex digits) every time
 ]
 
 
