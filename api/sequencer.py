@@ -151,6 +151,7 @@ class Sequencer:
         self._next_ts_us = 0
         self._next_hash = b""
         self._inflight: asyncio.Task[float] | None = None
+        self._overlap_from = max(1, batch_max // 4)  # queued commands from which batch N+1 is built during N's commit
         self._conn: asyncpg.Connection | None = None
         self.snapshots = SnapshotTaker(pool, snapshot_every)  # engine snapshots: a restart replays only the tail
 
@@ -240,6 +241,13 @@ class Sequencer:
                     await asyncio.sleep(self.batch_window_s)
             else:
                 items = []
+                task = inflight[1]
+                # Built at once, batch N+1 would hold only what is queued this instant, and whatever arrives during
+                # N's commit would wait for N+1's commit too: a third commit of latency at a steady, unsaturated
+                # rate. So wait for N's commit, unless a good part of a batch is already waiting (saturation: then
+                # building N+1 while N commits is what keeps both the engine and PostgreSQL busy).
+                if not task.done() and inbox.qsize() < self._overlap_from:
+                    await asyncio.wait((task,))
             while len(items) < self.batch_max and not inbox.empty():
                 items.append(inbox.get_nowait())
             if items and self.state is not SequencerState.RUNNING:
