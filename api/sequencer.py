@@ -13,7 +13,6 @@ of the database for longer than one uncommitted batch that nobody has been told 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from enum import StrEnum
 import asyncpg
 from fastapi import FastAPI
 
+from api import collector
 from exchange import codec
 from exchange.commands import ClockTick, Command
 from exchange.engine import Engine
@@ -201,9 +201,9 @@ class Sequencer:
         self.last_hash = self._next_hash = recovered.last_hash
         self.store.reset()
         self.snapshots.reset(self.last_seq)
-        # Everything recovery built lives as long as the process: keep it out of the garbage collector's full passes.
-        gc.collect()
-        gc.freeze()
+        # Everything recovery built lives as long as the process: freeze it, and collect rarely from now on (the
+        # engine makes no cyclic garbage; see api/collector.py).
+        collector.settle_for_trading()
         self.state = SequencerState.RUNNING
         self._running.set()
         log.info(

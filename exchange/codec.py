@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import json.encoder
 import json.scanner
 import operator
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from enum import Enum
 from typing import Any
@@ -92,16 +93,42 @@ for _cls, _names in _FIELDS.items():
             lambda v, _n=_names[0]: (getattr(v, _n),)
         )
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+# The C function `json` itself escapes strings with when `ensure_ascii` is on.
+_escape: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _flat_json(name: str, values: Sequence[Any]) -> str | None:
+    """`_dumps([name, *values])` for a flat record, written directly: the same text, byte for byte, without the
+    encoder's Python-level wrapper around its C core (`JSONEncoder.encode` -> `iterencode` -> join). None when a value
+    is not a plain scalar (the caller then uses `_dumps`)."""
+    parts = [_escape(name)]
+    for value in values:
+        if value is None:
+            parts.append("null")
+        elif value is True:
+            parts.append("true")
+        elif value is False:
+            parts.append("false")
+        elif type(value) is int:
+            parts.append(str(value))
+        elif isinstance(value, str):  # str-valued enums included: json writes a str subclass as its text
+            parts.append(_escape(value))
+        else:
+            return None
+    return "[" + ",".join(parts) + "]"
 
 
 def encode(value: Any) -> bytes:
     """Canonical bytes of a command or event."""
     cls = type(value)
     if cls in _FLAT:
-        return _dumps([cls.__name__, *value]).encode("ascii")
+        text = _flat_json(cls.__name__, value)
+        return (text if text is not None else _dumps([cls.__name__, *value])).encode("ascii")
     getter = _FLAT_GETTERS.get(cls)
     if getter is not None:
-        return _dumps([cls.__name__, *getter(value)]).encode("ascii")
+        values = getter(value)
+        text = _flat_json(cls.__name__, values)
+        return (text if text is not None else _dumps([cls.__name__, *values])).encode("ascii")
     return _dumps(to_plain(value)).encode("ascii")
 
 
