@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
 from dataclasses import dataclass
 
 GENESIS = bytes(32)
 
 
+# `json.dumps(sender, ensure_ascii=True)` without its Python-level wrapper: the C function it ends in (same text).
+_quote = json.encoder.encode_basestring_ascii
+
+
 def record_bytes(seq: int, ts_us: int, sender: str, command: bytes) -> bytes:
-    return b"[%d,%d,%s,%s]" % (seq, ts_us, json.dumps(sender, ensure_ascii=True).encode("ascii"), command)
+    return b"[%d,%d,%s,%s]" % (seq, ts_us, _quote(sender).encode("ascii"), command)
 
 
 def chain_hash(prev_hash: bytes, seq: int, ts_us: int, sender: str, command: bytes) -> bytes:
