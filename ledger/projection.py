@@ -12,6 +12,19 @@ from dataclasses import dataclass
 from exchange.events import Event, OrderAccepted, OrderAmended, OrderCancelled, Trade
 from exchange.orders import CancelReason, OrderStatus
 
+# The stored texts of the order states. Enum members' `.value` is a Python-level property, read several times per
+# order on the sequencer's hot path; `str()` of a StrEnum member is its value too, in C.
+_NEW, _EXPIRED, _CANCELLED, _FILLED, _PARTIALLY_FILLED = (
+    str(s)
+    for s in (
+        OrderStatus.NEW,
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELLED,
+        OrderStatus.FILLED,
+        OrderStatus.PARTIALLY_FILLED,
+    )
+)
+
 
 @dataclass(slots=True)
 class OrderRow:
@@ -85,18 +98,18 @@ class OrderProjection:
                     event.account,
                     event.client_order_id,
                     event.symbol,
-                    event.side.value,
-                    event.type.value,
+                    str(event.side),
+                    str(event.type),
                     event.price,
                     event.quantity,
                     event.quantity,
                     0,
                     0,
-                    event.tif.value,
+                    str(event.tif),
                     event.expire_at_us,
                     event.post_only,
-                    event.stp.value,
-                    OrderStatus.NEW.value,
+                    str(event.stp),
+                    _NEW,
                     None,
                     seq,
                     seq,
@@ -116,11 +129,11 @@ class OrderProjection:
                 row.remaining = event.remaining
                 if event.remaining == 0:
                     row.status = (
-                        OrderStatus.EXPIRED.value
+                        _EXPIRED
                         if event.reason is CancelReason.EXPIRED
-                        else OrderStatus.CANCELLED.value
+                        else _CANCELLED
                     )
-                    row.cancel_reason = event.reason.value
+                    row.cancel_reason = str(event.reason)
                     del self.live[event.order_id]
                 else:
                     row.quantity -= event.cancelled_quantity
@@ -152,10 +165,10 @@ class OrderProjection:
         row.notional_traded += cash
         row.remaining = remaining
         if remaining == 0:
-            row.status = OrderStatus.FILLED.value
+            row.status = _FILLED
             del self.live[order_id]
         else:
-            row.status = OrderStatus.PARTIALLY_FILLED.value
+            row.status = _PARTIALLY_FILLED
 
     def take_dirty(self) -> list[OrderRow]:
         rows = list(self.dirty.values())
