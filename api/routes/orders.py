@@ -234,7 +234,12 @@ async def place(app: Any, principal: Principal, body: PlaceOrderRequest) -> tupl
     engine = engine_of_app(app)
     instrument = ensure_instrument(engine, body.symbol)
     command = _place_command(principal, instrument, body)
-    if command.client_order_id is not None:
+    # Only a client order id the engine has seen can name a stored order (the engine keeps every one it accepted, and
+    # memory is never behind the database): a new id, the usual case, costs no database read.
+    if (
+        command.client_order_id is not None
+        and (command.account, command.client_order_id) in engine.client_order_ids
+    ):
         existing = await _existing_for_client_id(app, principal, instrument, command)
         if existing is not None:
             return 200, existing
