@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from api.auth import Principal, Role, require
 from api.commands import engine_of, engine_of_app, ensure_instrument, reject_error, submit, submit_to
 from api.errors import ApiError, ErrorEnvelope
+from api.keyset import Filters, split_page
 from api.schemas import (
     AmendOrderRequest,
     BalancesView,
@@ -309,33 +310,23 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> OrderPage:
     engine = engine_of(request)
-    clauses, args = [], []
-    if principal.role is Role.REGULATOR:
-        if account is not None:
-            args.append(account)
-            clauses.append(f"account = ${len(args)}")
-    else:
+    filters = Filters()
+    if principal.role is not Role.REGULATOR:
         if account is not None and account != principal.participant_id:
             raise ApiError(403, "FORBIDDEN", "you may list only your own orders")
-        args.append(principal.participant_id)
-        clauses.append(f"account = ${len(args)}")
+        account = principal.participant_id
+    filters.add("account = {0}", account)
     if status == "open":
-        clauses.append("remaining > 0 AND status IN ('new', 'partially_filled')")
+        filters.add("remaining > 0 AND status IN ('new', 'partially_filled')")
     elif status == "done":
-        clauses.append("NOT (remaining > 0 AND status IN ('new', 'partially_filled'))")
-    if symbol is not None:
-        args.append(symbol)
-        clauses.append(f"symbol = ${len(args)}")
-    if cursor is not None:
-        args.append(int(cursor))
-        clauses.append(f"order_id < ${len(args)}")
-    args.append(limit + 1)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        filters.add("NOT (remaining > 0 AND status IN ('new', 'partially_filled'))")
+    filters.add("symbol = {0}", symbol)
+    filters.add("order_id < {0}", None if cursor is None else int(cursor))
+    sql = f"{ORDER_SELECT}{filters.where()} ORDER BY order_id DESC LIMIT {filters.param(limit + 1)}"
     async with request.app.state.pg_pool.acquire() as conn:
-        rows = await conn.fetch(ORDER_SELECT + where + f" ORDER BY order_id DESC LIMIT ${len(args)}", *args)
-    page = rows[:limit]
+        rows = await conn.fetch(sql, *filters.args)
+    page, next_cursor = split_page(rows, limit, lambda r: str(r["order_id"]))
     views = [order_view(engine.instruments[r["symbol"]], r) for r in page]
-    next_cursor = str(page[-1]["order_id"]) if len(rows) > limit else None
     return OrderPage(orders=views, next_cursor=next_cursor)
 
 
@@ -441,22 +432,16 @@ async def list_fills(
 ) -> FillPage:
     engine = engine_of(request)
     me = principal.participant_id
-    args: list[Any] = [me]
-    clauses = ["(buyer = $1 OR seller = $1)"]
-    if symbol is not None:
-        args.append(symbol)
-        clauses.append(f"symbol = ${len(args)}")
-    if cursor is not None:
-        args.append(int(cursor))
-        clauses.append(f"trade_id < ${len(args)}")
-    args.append(limit + 1)
+    filters = Filters()
+    filters.add("(buyer = {0} OR seller = {0})", me)
+    filters.add("symbol = {0}", symbol)
+    filters.add("trade_id < {0}", None if cursor is None else int(cursor))
+    sql = f"SELECT * FROM trades{filters.where()} ORDER BY trade_id DESC LIMIT {filters.param(limit + 1)}"
     async with request.app.state.pg_pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT * FROM trades WHERE {' AND '.join(clauses)} ORDER BY trade_id DESC LIMIT ${len(args)}", *args
-        )
-    page = rows[:limit]
+        rows = await conn.fetch(sql, *filters.args)
+    page, next_cursor = split_page(rows, limit, lambda r: str(r["trade_id"]))
     fills = [fill_view(engine.instruments[r["symbol"]], r, me, r["ts_us"]) for r in page]
-    return FillPage(fills=fills, next_cursor=str(page[-1]["trade_id"]) if len(rows) > limit else None)
+    return FillPage(fills=fills, next_cursor=next_cursor)
 
 
 @router.get("/balances", response_model=BalancesView, responses=ERRORS, summary="Your balances per asset")
