@@ -34,7 +34,7 @@ from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import RoleCheck, principal_for
+from api.auth import Principal, RoleCheck, principal_for
 from api.ratelimit import take_token
 from api.routes import orders
 from api.schemas import OrderView, PlaceOrderRequest
@@ -97,9 +97,11 @@ class OrderFastPath:
             if method == "POST" and path == ORDERS_PATH:
                 await self._place(scope, receive, send)
                 return
-            if method == "DELETE" and path.startswith(_ORDER_PREFIX) and len(path) > 11 and "/" not in path[11:]:
-                await self._cancel(scope, receive, send, path[11:])
-                return
+            if method == "DELETE" and path.startswith(_ORDER_PREFIX):
+                order_id = path[len(_ORDER_PREFIX) :]
+                if order_id and "/" not in order_id:
+                    await self._cancel(scope, receive, send, order_id)
+                    return
         await self.app(scope, receive, send)
 
     async def _place(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,13 +131,9 @@ class OrderFastPath:
             await self.app(scope, _replaying(messages, receive), send)
             return
         scope["route"] = self.place_route
-        api = self.api
         try:
-            principal = await principal_for(api, "" if authorization is None else authorization.decode("latin-1"))
-            scope.setdefault("state", {})["principal"] = principal
-            take_token(api, principal)
-            self.check_role(principal)
-            status, view = await orders.place(api, principal, request)
+            principal = await self._admit(scope, authorization)
+            status, view = await orders.place(self.api, principal, request)
         except Exception as exc:  # noqa: BLE001 - answered by the app's handler for it, or re-raised
             await self._error(scope, receive, send, exc)
             return
@@ -148,17 +146,23 @@ class OrderFastPath:
                 authorization = value
                 break
         scope["route"] = self.cancel_route
-        api = self.api
         try:
-            principal = await principal_for(api, "" if authorization is None else authorization.decode("latin-1"))
-            scope.setdefault("state", {})["principal"] = principal
-            take_token(api, principal)
-            self.check_role(principal)
-            view = await orders.cancel(api, principal, order_id)
+            principal = await self._admit(scope, authorization)
+            view = await orders.cancel(self.api, principal, order_id)
         except Exception as exc:  # noqa: BLE001 - answered by the app's handler for it, or re-raised
             await self._error(scope, receive, send, exc)
             return
         await _answer(send, 200, _dump_order(view, by_alias=True))
+
+    async def _admit(self, scope: Scope, authorization: bytes | None) -> Principal:
+        """The caller, authenticated, charged one token and allowed to trade: the FastAPI dependencies' checks, in
+        their order. Raises what they raise."""
+        api = self.api
+        principal = await principal_for(api, "" if authorization is None else authorization.decode("latin-1"))
+        scope.setdefault("state", {})["principal"] = principal
+        take_token(api, principal)
+        self.check_role(principal)
+        return principal
 
     async def _error(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
         """Answer `exc` with the app's handler for the nearest class in its MRO, as Starlette does; else re-raise."""
