@@ -118,17 +118,19 @@ def _flat_json(name: str, values: Sequence[Any]) -> str | None:
     return "[" + ",".join(parts) + "]"
 
 
+def _flat_bytes(name: str, values: Sequence[Any]) -> bytes:
+    text = _flat_json(name, values)
+    return (text if text is not None else _dumps([name, *values])).encode("ascii")
+
+
 def encode(value: Any) -> bytes:
     """Canonical bytes of a command or event."""
     cls = type(value)
     if cls in _FLAT:
-        text = _flat_json(cls.__name__, value)
-        return (text if text is not None else _dumps([cls.__name__, *value])).encode("ascii")
+        return _flat_bytes(cls.__name__, value)
     getter = _FLAT_GETTERS.get(cls)
     if getter is not None:
-        values = getter(value)
-        text = _flat_json(cls.__name__, values)
-        return (text if text is not None else _dumps([cls.__name__, *values])).encode("ascii")
+        return _flat_bytes(cls.__name__, getter(value))
     return _dumps(to_plain(value)).encode("ascii")
 
 
