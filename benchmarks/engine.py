@@ -228,7 +228,6 @@ def latencies_ns(
 ) -> tuple[array, int, int]:
     """Per-command latency of `Engine.apply` in ns by `clock`, plus (rejected commands, trades) of that run; with
     `thresholds`, the garbage collector runs with those instead of the benchmark's own for that run."""
-    engine, seq = fresh_engine((), accounts)
     if thresholds is not None:
         kept = gc.get_threshold()
         gc.set_threshold(*thresholds)
@@ -236,6 +235,7 @@ def latencies_ns(
             return latencies_ns(commands, accounts, clock)
         finally:
             gc.set_threshold(*kept)
+    engine, seq = fresh_engine((), accounts)
     samples = array("q", bytes(8 * len(commands)))
     apply = engine.apply
     rejected = trades = 0
