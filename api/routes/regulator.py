@@ -325,10 +325,6 @@ async def _entries(
     ]
 
 
-def _where(clauses: list[str]) -> str:
-    return (" WHERE " + " AND ".join(clauses)) if clauses else ""
-
-
 # ---------------------------------------------------------------------------------------------------- paged reads
 
 
@@ -384,28 +380,28 @@ def _events_query(
     the filter is an account or an order, the trades of that account or order are found in `trades` and their events
     added: each part is a keyset scan limited to one page, and the page is the first `limit` of both.
     """
-    args: list[Any] = [after[0], after[1], limit]
-    own = ["(e.seq, e.idx) > ($1, $2)"]
-    traded = ["(e.seq, e.idx) > ($1, $2)", "t.seq >= $1"]
+    own = Filters(["(e.seq, e.idx) > ($1, $2)"], [after[0], after[1], limit])
+    # The trades part reads the same parameters: both filters number into one list.
+    traded = Filters(["(e.seq, e.idx) > ($1, $2)", "t.seq >= $1"], own.args)
     for column, value in (("account", account), ("symbol", symbol), ("kind", kind), ("order_id", order_id)):
         if value is not None:
-            args.append(value)
-            own.append(f"e.{column} = ${len(args)}")
+            placeholder = own.param(value)
+            own.add(f"e.{column} = {placeholder}")
             if column == "account":
-                traded.append(f"(t.buyer = ${len(args)} OR t.seller = ${len(args)})")
+                traded.add(f"(t.buyer = {placeholder} OR t.seller = {placeholder})")
             elif column == "order_id":
-                traded.append(f"(t.buy_order_id = ${len(args)} OR t.sell_order_id = ${len(args)})")
+                traded.add(f"(t.buy_order_id = {placeholder} OR t.sell_order_id = {placeholder})")
             elif column == "symbol":
-                traded.append(f"t.symbol = ${len(args)}")
-    first = f"({_EVENTS}{_where(own)} ORDER BY e.seq, e.idx LIMIT $3)"
+                traded.add(f"t.symbol = {placeholder}")
+    first = f"({_EVENTS}{own.where()} ORDER BY e.seq, e.idx LIMIT $3)"
     if (account is None and order_id is None) or kind not in (None, "Trade"):
-        return f"SELECT * FROM {first} page ORDER BY seq, idx", args
+        return f"SELECT * FROM {first} page ORDER BY seq, idx", own.args
     trades = (
         "(SELECT e.seq, e.idx, j.ts_us, e.kind, e.symbol, e.account, e.order_id, e.trade_id, e.body FROM trades t "
         "JOIN events e ON e.seq = t.seq AND e.trade_id = t.trade_id AND e.kind = 'Trade' "
-        f"JOIN journal j ON j.seq = e.seq{_where(traded)} ORDER BY e.seq, e.idx LIMIT $3)"
+        f"JOIN journal j ON j.seq = e.seq{traded.where()} ORDER BY e.seq, e.idx LIMIT $3)"
     )
-    return f"SELECT * FROM ({first} UNION ALL {trades}) page ORDER BY seq, idx LIMIT $3", args
+    return f"SELECT * FROM ({first} UNION ALL {trades}) page ORDER BY seq, idx LIMIT $3", own.args
 
 
 @router.get("/events", response_model=EventPage, responses=ERRORS, summary="Every order event (audit trail), in order")
