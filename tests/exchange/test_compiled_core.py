@@ -47,11 +47,12 @@ print(exchange.COMPILED, digest.hexdigest())
 """
 
 
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, root: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter that imports the project from `root`."""
     return subprocess.run(
         [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -93,15 +94,7 @@ def test_a_core_edited_after_its_build_runs_from_source_with_a_warning(tmp_path:
     later = time.time() + 60
     os.utime(edited, (later, later))
 
-    probe = subprocess.run(
-        [sys.executable, "-c", "import exchange, exchange.engine as e; print(exchange.COMPILED, e.__file__)"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    probe = run_python("import exchange, exchange.engine as e; print(exchange.COMPILED, e.__file__)", tmp_path)
 
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split() == ["False", str(edited)]
