@@ -160,16 +160,14 @@ class Engine:
         self._events: list[Event] = []
         self._touched: dict[tuple[str, Side, int], None] = {}
         self._call_books: dict[str, None] = {}  # books in a call phase whose indicative auction must be republished
+        # Every other command's handler; `apply` calls those of PlaceOrder, CancelOrder and AmendOrder directly.
         self._handlers: dict[type, Callable[[Any], None]] = {
             ListInstrument: self._list_instrument,
             SetTradingState: self._set_trading_state,
             Deposit: self._deposit,
             Withdraw: self._withdraw,
             IssueSecurities: self._issue,
-            PlaceOrder: self._place,
-            CancelOrder: self._cancel,
             CancelAll: self._cancel_all,
-            AmendOrder: self._amend,
             EndOfDay: self._end_of_day,
             ClockTick: self._clock_tick,
             RunAuction: self._run_auction,
