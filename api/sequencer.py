@@ -342,6 +342,11 @@ class Sequencer:
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK):
                 raise AnotherWriter("another sequencer is writing to this database")
+            # Every row a batch touches is found by key. On a young or fast-growing table whose statistics are stale,
+            # the planner may still prefer a hash join over a full scan (measured: the orders UPDATE read all 14,000
+            # orders for each 5-command batch, 2 ms); forbid that for the writer's session. The pool's reset on
+            # release (RESET ALL) takes it back.
+            await conn.execute("SET enable_seqscan = off")
         except BaseException:
             await self.pool.release(conn)
             raise
