@@ -43,6 +43,11 @@ class Balances:
             balance = assets[asset] = Balance()
         return balance
 
+    def find(self, account: str, asset: str) -> Balance | None:
+        """The balance, or None if the account never held the asset (unlike `of`, creates nothing)."""
+        assets = self._by_account.get(account)
+        return None if assets is None else assets.get(asset)
+
     def peek(self, account: str, asset: str) -> tuple[int, int]:
         assets = self._by_account.get(account)
         balance = None if assets is None else assets.get(asset)

@@ -67,9 +67,10 @@ class BookSide:
     is added or emptied.
     """
 
-    __slots__ = ("side", "levels", "prices", "best", "_is_bid")
+    __slots__ = ("symbol", "side", "levels", "prices", "best", "_is_bid")
 
-    def __init__(self, side: Side) -> None:
+    def __init__(self, symbol: str, side: Side) -> None:
+        self.symbol = symbol
         self.side = side
         self.levels: dict[int, PriceLevel] = {}
         self.prices: SortedList = SortedList()
@@ -124,8 +125,8 @@ class OrderBook:
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self.bids = BookSide(Side.BUY)
-        self.asks = BookSide(Side.SELL)
+        self.bids = BookSide(symbol, Side.BUY)
+        self.asks = BookSide(symbol, Side.SELL)
         # Market orders rest only during a call phase, in arrival order, until the uncrossing.
         self.market_bids: dict[int, Order] = {}
         self.market_asks: dict[int, Order] = {}

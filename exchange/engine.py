@@ -158,7 +158,8 @@ class Engine:
         self._seq = 0
         self._ts = 0
         self._events: list[Event] = []
-        self._touched: dict[tuple[str, Side, int], None] = {}
+        # The price levels the command changed, as (book side, price), for the level-2 events published after it.
+        self._touched: dict[tuple[BookSide, int], None] = {}
         self._call_books: dict[str, None] = {}  # books in a call phase whose indicative auction must be republished
         # Every other command's handler; `apply` calls those of PlaceOrder, CancelOrder and AmendOrder directly.
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -195,8 +196,9 @@ class Engine:
         self._ts = ts_us
         events: list[Event] = []
         self._events = events
-        self._touched = {}
-        self._call_books = {}
+        # Emptied, not replaced: a command's scratch dicts are reused by the next (two allocations fewer each).
+        self._touched.clear()
+        self._call_books.clear()
         # Orders whose time has come never trade again, whatever the command: expire them first.
         if self._gtd and self._gtd[0][0] <= ts_us:
             self._expire_due()
@@ -437,13 +439,15 @@ class Engine:
             hold_asset = instrument.currency
             hold_per_lot = self._buy_hold_per_lot(instrument, price)
             hold_amount = lots * hold_per_lot
-            if self.balances.peek(cmd.account, hold_asset)[0] < hold_amount:
+            hold_balance = self.balances.find(cmd.account, hold_asset)
+            if hold_balance is None or hold_balance.available < hold_amount:
                 raise Rejected(RejectReason.INSUFFICIENT_FUNDS)
         else:
             hold_asset = instrument.symbol
             hold_per_lot = 0
             hold_amount = quantity
-            if self.balances.peek(cmd.account, hold_asset)[0] < hold_amount:
+            hold_balance = self.balances.find(cmd.account, hold_asset)
+            if hold_balance is None or hold_balance.available < hold_amount:
                 raise Rejected(RejectReason.INSUFFICIENT_HOLDINGS)
         if tif is _FOK and not self._fok_fillable(book, cmd.account, cmd.side, price, quantity, cmd.stp):
             raise Rejected(RejectReason.FOK_NOT_FILLABLE)
@@ -466,10 +470,12 @@ class Engine:
             cmd.stp,
             hold_per_lot,
             self._seq,
+            hold_balance,
         )
         if cmd.client_order_id is not None:
             self.client_order_ids[(cmd.account, cmd.client_order_id)] = order_id
-        self.balances.hold(cmd.account, hold_asset, hold_amount)
+        hold_balance.available -= hold_amount
+        hold_balance.held += hold_amount
         self._events.append(
             _build(OrderAccepted, (
                 self._seq,
@@ -551,8 +557,9 @@ class Engine:
             queue[order.order_id] = order
             self._call_books[order.symbol] = None
         else:
-            book.side(order.side).add(order)
-            self._touched[(order.symbol, order.side, order.price)] = None
+            side = book.side(order.side)
+            side.add(order)
+            self._touched[(side, order.price)] = None
         self.orders[order.order_id] = order
         self.open_by_account.setdefault(order.account, {})[order] = None
         if order.tif is _GTD:
@@ -566,7 +573,6 @@ class Engine:
         opposite: BookSide = book.asks if is_buy else book.bids
         limit = taker.price
         touched = self._touched
-        symbol = taker.symbol
         calm_low, calm_high = self._volatility_range(instrument)
         while taker.remaining > 0:
             level = opposite.best_level()
@@ -575,7 +581,7 @@ class Engine:
             if not calm_low <= level.price <= calm_high:
                 self._interrupt(instrument)
                 break
-            touched[(symbol, opposite.side, level.price)] = None
+            touched[(opposite, level.price)] = None
             maker = level.head
             while maker is not None and taker.remaining > 0:
                 following = maker.next
@@ -630,11 +636,11 @@ class Engine:
         assert buyer_release >= 0, "a buy's hold must cover every fill at or below its limit"
         currency = instrument.currency
         balances = self.balances
-        buyer_cash = balances.of(buy.account, currency)
+        buyer_cash = buy.hold_balance
         buyer_cash.held -= consumed_hold
         buyer_cash.available += buyer_release
         balances.of(buy.account, instrument.symbol).available += quantity
-        seller_securities = balances.of(sell.account, instrument.symbol)
+        seller_securities = sell.hold_balance
         seller_securities.held -= quantity
         balances.of(sell.account, currency).available += cash + accrued - seller_fee
         if buyer_fee or seller_fee:
@@ -692,13 +698,18 @@ class Engine:
     # ------------------------------------------------------------------ cancels, reductions, expiry
 
     def _release_for(self, order: Order, quantity: int) -> tuple[str, int]:
-        instrument = self.instruments[order.symbol]
+        balance = order.hold_balance
         if order.side is _BUY:
+            instrument = self.instruments[order.symbol]
             amount = quantity // instrument.lot_size * order.hold_per_lot
-            self.balances.release(order.account, instrument.currency, amount)
-            return instrument.currency, amount
-        self.balances.release(order.account, order.symbol, quantity)
-        return order.symbol, quantity
+            asset = instrument.currency
+        else:
+            amount = quantity
+            asset = order.symbol
+        assert 0 <= amount <= balance.held, (order, amount)
+        balance.held -= amount
+        balance.available += amount
+        return asset, amount
 
     def _cancel_order(self, order: Order, reason: CancelReason) -> None:
         """Take a resting order off the book entirely and release what it holds."""
@@ -709,8 +720,9 @@ class Engine:
             del queue[order.order_id]
             self._call_books[order.symbol] = None
         else:
-            self.books[order.symbol].side(order.side).remove(order)
-            self._touched[(order.symbol, order.side, order.price)] = None
+            side = self.books[order.symbol].side(order.side)
+            side.remove(order)
+            self._touched[(side, order.price)] = None
         order.remaining = 0
         self._forget(order)
         self._record_reduction(order, quantity, reason)
@@ -722,7 +734,7 @@ class Engine:
         assert level is not None
         level.quantity -= quantity
         order.remaining -= quantity
-        self._touched[(order.symbol, order.side, order.price)] = None
+        self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
         self._record_reduction(order, quantity, reason)
 
     def _reduce_unrested(self, order: Order, quantity: int, reason: CancelReason) -> None:
@@ -867,7 +879,7 @@ class Engine:
         elif delta < 0:
             self.balances.release(order.account, hold_asset, -delta)
         side = book.side(order.side)
-        self._touched[(order.symbol, order.side, order.price)] = None
+        self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
         if keeps_priority:
             level = order.level
             assert level is not None
@@ -900,7 +912,7 @@ class Engine:
             return
         if calling:
             side.add(order)
-            self._touched[(order.symbol, order.side, order.price)] = None
+            self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
             return
         # A re-priced order is a new arrival at its new price: it may trade before it rests.
         self._match(instrument, book, order)
@@ -908,7 +920,7 @@ class Engine:
             self._forget(order)
             return
         side.add(order)
-        self._touched[(order.symbol, order.side, order.price)] = None
+        self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
 
     # ------------------------------------------------------------------ call auctions
 
@@ -989,7 +1001,7 @@ class Engine:
                     assert level is not None
                     level.quantity -= quantity
                     order.remaining -= quantity
-                    self._touched[(order.symbol, order.side, order.price)] = None
+                    self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
             if buy.account == sell.account:
                 # No wash trade: an account matched with itself loses that quantity on both orders, trading nothing.
                 self._self_match_in_auction(buy, quantity)
@@ -1028,21 +1040,21 @@ class Engine:
     def _publish_book_changes(self) -> None:
         """After a command: the indicative auction of every call-phase book it changed, then every changed level."""
         call_books = self._call_books
-        for symbol, _, _ in self._touched:
-            call_books[symbol] = None
+        touched = self._touched
+        for side, _ in touched:
+            call_books[side.symbol] = None
         for symbol in call_books:
             instrument = self.instruments[symbol]
             if instrument.state in CALL_STATES:
                 self._publish_indicative(instrument, self.books[symbol])
-        for symbol, side, price in self._touched:
-            book = self.books[symbol]
-            level = book.side(side).levels.get(price)
+        seq = self._seq
+        events = self._events
+        for side, price in touched:
+            level = side.levels.get(price)
             if level is None:
-                self._events.append(_build(BookLevelChanged, (self._seq, symbol, side, price, 0, 0)))
+                events.append(_build(BookLevelChanged, (seq, side.symbol, side.side, price, 0, 0)))
             else:
-                self._events.append(
-                    _build(BookLevelChanged, (self._seq, symbol, side, price, level.quantity, level.count))
-                )
+                events.append(_build(BookLevelChanged, (seq, side.symbol, side.side, price, level.quantity, level.count)))
 
     def best_bid_offer(self, symbol: str) -> tuple[int | None, int | None]:
         book = self.books[symbol]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from exchange.accounts import Balance
+
 if TYPE_CHECKING:
     from exchange.book import PriceLevel
 
@@ -82,6 +84,7 @@ class Order:
         "post_only",
         "stp",
         "hold_per_lot",
+        "hold_balance",
         "priority",
         "level",
         "prev",
@@ -103,6 +106,7 @@ class Order:
         stp: SelfTradePrevention,
         hold_per_lot: int,
         priority: int,
+        hold_balance: Balance,
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -118,6 +122,9 @@ class Order:
         self.post_only = post_only
         self.stp = stp
         self.hold_per_lot = hold_per_lot
+        # The balance this order's hold sits in (the account's cash for a buy, its securities for a sell): fills and
+        # cancels move it without looking it up again by account and asset. One pointer; balances are never removed.
+        self.hold_balance = hold_balance
         self.priority = priority
         self.level: PriceLevel | None = None
         self.prev: Order | None = None

@@ -217,13 +217,23 @@ def from_plain(plain: list[Any]) -> Engine:
         if not isinstance(instrument, Instrument):
             raise SnapshotError("an instrument entry is not an instrument")
         engine.instruments[instrument.symbol] = instrument
+    for account, asset, available, held in balances:
+        # In the snapshot's order, which is the order they were first touched: the same structure as before.
+        balance = engine.balances.of(account, asset)
+        balance.available = available
+        balance.held = held
     orders = engine.orders
     sides, types, tifs, stps = _SIDES, _TYPES, _TIFS, _STPS
     for (order_id, account, symbol, side, kind, price, quantity, remaining, tif, expire, post_only, stp, hold,
          priority) in orders_plain:  # fmt: skip
+        instrument = engine.instruments.get(symbol)
+        hold_asset = None if instrument is None else instrument.currency if side == Side.BUY.value else symbol
+        hold_balance = None if hold_asset is None else engine.balances.find(account, hold_asset)
+        if hold_balance is None:
+            raise SnapshotError(f"order {order_id} holds nothing: no {hold_asset or symbol} balance for {account}")
         order = Order(
             order_id, account, symbol, sides[side], types[kind], price, quantity, tifs[tif], expire, post_only,
-            stps[stp], hold, priority,
+            stps[stp], hold, priority, hold_balance,
         )  # fmt: skip
         order.remaining = remaining
         orders[order_id] = order
@@ -236,11 +246,6 @@ def from_plain(plain: list[Any]) -> Engine:
         engine.books[symbol] = book
     engine.open_by_account.update((a, {orders[i]: None for i in ids}) for a, ids in open_by_account)
     engine.client_order_ids.update(((a, c), i) for a, c, i in client_ids)
-    for account, asset, available, held in balances:
-        # In the snapshot's order, which is the order they were first touched: the same structure as before.
-        balance = engine.balances.of(account, asset)
-        balance.available = available
-        balance.held = held
     engine.supply.update(supply)
     engine._gtd = [(expire, order_id) for expire, order_id in gtd]
     engine._auction_ends = [(end, symbol) for end, symbol in auction_ends]

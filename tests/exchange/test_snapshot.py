@@ -205,9 +205,9 @@ def _fields(cls: type) -> set[str]:
     [
         # Each is what `exchange.snapshot` writes (or rebuilds: queue links, level sums, best level, sorted prices).
         (Order, {"order_id", "account", "symbol", "side", "type", "price", "quantity", "remaining", "tif",
-                 "expire_at_us", "post_only", "stp", "hold_per_lot", "priority", "level", "prev", "next"}),
+                 "expire_at_us", "post_only", "stp", "hold_per_lot", "hold_balance", "priority", "level", "prev", "next"}),
         (PriceLevel, {"price", "quantity", "count", "head", "tail"}),
-        (BookSide, {"side", "levels", "prices", "best", "_is_bid"}),
+        (BookSide, {"symbol", "side", "levels", "prices", "best", "_is_bid"}),  # symbol and side: OrderBook(symbol)
         (OrderBook, {"symbol", "bids", "asks", "market_bids", "market_asks"}),
         (Balance, {"available", "held"}),
         (OfferBook, {"offers", "open_by_symbol"}),
