@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Sequence
 from datetime import date
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from exchange import commands, declared, events
 from exchange.instrument import BondTerms, Instrument
@@ -136,7 +136,15 @@ def encode(value: Any) -> bytes:
 
 # How each field decodes: its kind, whether None is allowed, and for an enum its members by value. A loop over these
 # codes (compiled, native integer comparisons) costs a fraction of a converter function called per field.
-_ANY, _INT, _STR, _BOOL, _ENUM, _DATE, _RECORD, _DICT = range(8)
+# Final: compiled, each is a C constant; a plain module global would be a dict lookup at every comparison.
+_ANY: Final = 0
+_INT: Final = 1
+_STR: Final = 2
+_BOOL: Final = 3
+_ENUM: Final = 4
+_DATE: Final = 5
+_RECORD: Final = 6
+_DICT: Final = 7
 FieldSpec = tuple[int, bool, dict[Any, Any] | None]
 
 
@@ -222,7 +230,10 @@ def _from_plain(plain: Any) -> Any:
         raise DecodeError(f"{plain[0]} has at most {len(specs)} fields, got {len(plain) - 1}")
     try:
         # Positional: fields are declared in the order they are encoded (and appended ones take their defaults).
-        return cls(*[_field(spec, value) for spec, value in zip(specs, plain[1:], strict=False)])
+        values = []
+        for position in range(1, len(plain)):
+            values.append(_field(specs[position - 1], plain[position]))
+        return cls(*values)
     except (ValueError, TypeError, AssertionError) as exc:
         raise DecodeError(f"invalid {plain[0]}: {exc}") from exc
 
