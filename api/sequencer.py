@@ -107,6 +107,10 @@ def _fail_all(items: list[Item], error: Exception) -> None:
             future.set_exception(error)
 
 
+# Commands built between two yields to the event loop while a commit is in flight (see Sequencer._prepare).
+_PREPARE_SLICE = 128
+
+
 def now_us() -> int:
     return time.time_ns() // 1_000
 
@@ -152,6 +156,7 @@ class Sequencer:
         self._next_hash = b""
         self._inflight: asyncio.Task[float] | None = None
         self._overlap_from = max(1, batch_max // 4)  # queued commands from which batch N+1 is built during N's commit
+        self._filled = asyncio.Event()  # set by `submit` once that many are queued, to wake the loop during a commit
         self._conn: asyncpg.Connection | None = None
         self.snapshots = SnapshotTaker(pool, snapshot_every)  # engine snapshots: a restart replays only the tail
 
@@ -222,6 +227,8 @@ class Sequencer:
             self.inbox.put_nowait((command, sender, future))
         except asyncio.QueueFull:
             raise Backpressure(retry_after=max(0.05, self.inbox.qsize() / 20_000)) from None
+        if self.inbox.qsize() >= self._overlap_from:
+            self._filled.set()
         return await future
 
     # ------------------------------------------------------------------ the loop
@@ -246,8 +253,16 @@ class Sequencer:
                 # N's commit would wait for N+1's commit too: a third commit of latency at a steady, unsaturated
                 # rate. So wait for N's commit, unless a good part of a batch is already waiting (saturation: then
                 # building N+1 while N commits is what keeps both the engine and PostgreSQL busy).
+                # The inbox may fill while N commits (callers answered by N-1 send again): wake on whichever comes
+                # first, or N+1 would be built only after N's commit and the two would never overlap (measured: 29 %
+                # of a saturation run had no commit in flight).
                 if not task.done() and inbox.qsize() < self._overlap_from:
-                    await asyncio.wait((task,))
+                    self._filled.clear()
+                    filled = asyncio.ensure_future(self._filled.wait())
+                    try:
+                        await asyncio.wait((task, filled), return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        filled.cancel()
             while len(items) < self.batch_max and not inbox.empty():
                 items.append(inbox.get_nowait())
             if items and self.state is not SequencerState.RUNNING:
@@ -256,7 +271,7 @@ class Sequencer:
             prepared: _Prepared | None = None
             if items:
                 try:
-                    prepared = self._prepare(items)
+                    prepared = await self._prepare(items)
                 except Exception as exc:  # noqa: BLE001 - an engine fault: memory can no longer be trusted
                     if inflight is not None:
                         await self._settle(inflight, [])
@@ -276,8 +291,14 @@ class Sequencer:
                 self._inflight = inflight[1]
                 await asyncio.sleep(0)  # let the commit reach PostgreSQL before building the next batch
 
-    def _prepare(self, items: list[tuple[Command, str, asyncio.Future[Outcome]]]) -> _Prepared:
-        """Stamp, apply and encode a batch (memory only); the prepared frontier moves, the committed one does not."""
+    async def _prepare(self, items: list[tuple[Command, str, asyncio.Future[Outcome]]]) -> _Prepared:
+        """Stamp, apply and encode a batch (memory only); the prepared frontier moves, the committed one does not.
+
+        While the previous batch commits, this yields to the event loop every `_PREPARE_SLICE` commands. The commit
+        task shares this thread: each of its statements is sent only when the loop runs it. Building a whole batch of
+        2,000 commands in one go (about 40 ms) would leave PostgreSQL idle for that long after each statement it
+        finished, and the commit and this step would take turns instead of overlapping (measured: commits went from
+        128 to 169 ms when batches were built during them without yielding)."""
         batch = Batch()
         outcomes: list[Outcome] = []
         engine = self.engine
@@ -285,7 +306,10 @@ class Sequencer:
         prev_hash = self._next_hash
         seq = self._next_seq
         last_ts = self._next_ts_us
-        for command, sender, _ in items:
+        inflight = self._inflight
+        for position, (command, sender, _) in enumerate(items):
+            if inflight is not None and position % _PREPARE_SLICE == _PREPARE_SLICE - 1 and not inflight.done():
+                await asyncio.sleep(0)
             seq += 1
             ts = self.clock()
             if ts < last_ts:

@@ -164,15 +164,19 @@ async def test_a_full_inbox_refuses_with_backpressure(pool):
 
     sequencer.before_commit = slow
     try:
-        first = asyncio.create_task(sequencer.submit(Deposit("a", "EUR", 1), "ops"))
-        await asyncio.sleep(0.05)  # the first is being committed; the next fills the inbox
-        second = asyncio.create_task(sequencer.submit(Deposit("a", "EUR", 1), "ops"))
-        await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(sequencer.submit(Deposit("a", "EUR", 1), "ops"))]
+        await asyncio.sleep(0.05)  # the first is being committed
+        # The next batch may be built while the first commits (it then waits for that commit): send until the inbox
+        # itself is full. Bounded: the sequencer holds at most one committing and one built batch besides the inbox.
+        while sequencer.inbox.qsize() < 1:
+            assert len(waiting) < 4, "the sequencer takes in more than two batches besides its inbox"
+            waiting.append(asyncio.create_task(sequencer.submit(Deposit("a", "EUR", 1), "ops")))
+            await asyncio.sleep(0.01)
         with pytest.raises(Backpressure) as refused:
             await sequencer.submit(Deposit("a", "EUR", 1), "ops")
         assert refused.value.retry_after > 0
         gate.set()
-        await asyncio.gather(first, second)
+        await asyncio.gather(*waiting)
     finally:
         gate.set()
         await sequencer.stop()
