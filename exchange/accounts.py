@@ -49,8 +49,7 @@ class Balances:
         return None if assets is None else assets.get(asset)
 
     def peek(self, account: str, asset: str) -> tuple[int, int]:
-        assets = self._by_account.get(account)
-        balance = None if assets is None else assets.get(asset)
+        balance = self.find(account, asset)
         return (0, 0) if balance is None else (balance.available, balance.held)
 
     def hold(self, account: str, asset: str, amount: int) -> None:

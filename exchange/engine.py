@@ -697,15 +697,16 @@ class Engine:
 
     # ------------------------------------------------------------------ cancels, reductions, expiry
 
-    def _release_for(self, order: Order, quantity: int) -> tuple[str, int]:
-        balance = order.hold_balance
+    def _hold_for(self, order: Order, quantity: int) -> tuple[str, int]:
+        """The asset and amount `order` holds for `quantity` of its remaining quantity."""
         if order.side is _BUY:
             instrument = self.instruments[order.symbol]
-            amount = quantity // instrument.lot_size * order.hold_per_lot
-            asset = instrument.currency
-        else:
-            amount = quantity
-            asset = order.symbol
+            return instrument.currency, quantity // instrument.lot_size * order.hold_per_lot
+        return order.symbol, quantity
+
+    def _release_for(self, order: Order, quantity: int) -> tuple[str, int]:
+        asset, amount = self._hold_for(order, quantity)
+        balance = order.hold_balance
         assert 0 <= amount <= balance.held, (order, amount)
         balance.held -= amount
         balance.available += amount
@@ -730,12 +731,16 @@ class Engine:
     def _reduce_resting(self, order: Order, quantity: int, reason: CancelReason) -> None:
         """Take `quantity` (less than all) off a resting order; it keeps its place in the queue."""
         assert 0 < quantity < order.remaining
+        self._take_in_place(order, quantity)
+        self._record_reduction(order, quantity, reason)
+
+    def _take_in_place(self, order: Order, quantity: int) -> None:
+        """Take `quantity` off a resting limit order where it stands (its place in the queue kept); its level changed."""
         level = order.level
         assert level is not None
         level.quantity -= quantity
         order.remaining -= quantity
         self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
-        self._record_reduction(order, quantity, reason)
 
     def _reduce_unrested(self, order: Order, quantity: int, reason: CancelReason) -> None:
         """Take `quantity` off the incoming order (not in the book)."""
@@ -879,7 +884,7 @@ class Engine:
         elif delta < 0:
             self.balances.release(order.account, hold_asset, -delta)
         side = book.side(order.side)
-        self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
+        self._touched[(side, order.price)] = None
         if keeps_priority:
             level = order.level
             assert level is not None
@@ -912,7 +917,7 @@ class Engine:
             return
         if calling:
             side.add(order)
-            self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
+            self._touched[(side, order.price)] = None
             return
         # A re-priced order is a new arrival at its new price: it may trade before it rests.
         self._match(instrument, book, order)
@@ -920,7 +925,7 @@ class Engine:
             self._forget(order)
             return
         side.add(order)
-        self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
+        self._touched[(side, order.price)] = None
 
     # ------------------------------------------------------------------ call auctions
 
@@ -997,11 +1002,7 @@ class Engine:
                 if order.type is _MARKET:
                     order.remaining -= quantity
                 else:
-                    level = order.level
-                    assert level is not None
-                    level.quantity -= quantity
-                    order.remaining -= quantity
-                    self._touched[(self.books[order.symbol].side(order.side), order.price)] = None
+                    self._take_in_place(order, quantity)
             if buy.account == sell.account:
                 # No wash trade: an account matched with itself loses that quantity on both orders, trading nothing.
                 self._self_match_in_auction(buy, quantity)
@@ -1079,13 +1080,8 @@ class Engine:
         """What the open orders must hold, per (account, asset): the held balances must equal exactly this."""
         required: dict[tuple[str, str], int] = {}
         for order in self.orders.values():
-            instrument = self.instruments[order.symbol]
-            if order.side is _BUY:
-                key = (order.account, instrument.currency)
-                amount = order.remaining // instrument.lot_size * order.hold_per_lot
-            else:
-                key = (order.account, order.symbol)
-                amount = order.remaining
+            asset, amount = self._hold_for(order, order.remaining)
+            key = (order.account, asset)
             required[key] = required.get(key, 0) + amount
         return required
 
