@@ -151,6 +151,24 @@ async def test_legs_overdrawing_a_participant_are_rejected_and_move_nothing(conn
     assert await conn.fetchval("SELECT count(*) FROM ledger_legs") == 1
 
 
+async def test_the_balance_trigger_serves_a_small_statement_after_a_large_one_in_the_same_session(conn):
+    # The trigger plans its statements once per session (migration 0008): the plan made for 2,000 legs must still
+    # move and check the balances of one leg.
+    await commit(conn, "INSERT INTO ledger_entries SELECT s, 0, 'hold', now() FROM generate_series(2, 2001) s; "
+                       "INSERT INTO ledger_legs SELECT s, 0, 0, CASE WHEN s % 2 = 0 THEN 1 ELSE 2 END, "
+                       "CASE WHEN s % 2 = 0 THEN 2 ELSE 1 END, 'EUR', 1 FROM generate_series(2, 2001) s")
+    assert await balances(conn) == {1: (100, 2001), 2: (0, 2001), 3: (-100, 1), 4: (0, None)}
+    await commit(conn, "INSERT INTO ledger_entries VALUES (2002, 0, 'hold', now()); "
+                       "INSERT INTO ledger_legs VALUES (2002, 0, 0, 1, 2, 'EUR', 10)")
+    assert await balances(conn) == {1: (90, 2002), 2: (10, 2002), 3: (-100, 1), 4: (0, None)}
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="does not hold it"):
+        await commit(conn, "INSERT INTO ledger_entries VALUES (2003, 0, 'hold', now()); "
+                           "INSERT INTO ledger_legs VALUES (2003, 0, 0, 1, 4, 'EUR', 10)")
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="belongs to no entry"):
+        await commit(conn, "INSERT INTO ledger_legs VALUES (2004, 0, 0, 1, 2, 'EUR', 10)")
+    assert await balances(conn) == {1: (90, 2002), 2: (10, 2002), 3: (-100, 1), 4: (0, None)}
+
+
 async def test_a_venue_balance_may_be_negative(conn):
     assert await conn.fetchval("SELECT balance FROM ledger_balances WHERE account_id = 3") == -100
 
@@ -211,5 +229,21 @@ async def test_downgrade_removes_the_ledger_and_upgrade_restores_it(db_url, pg_d
         assert leftovers == []
         await asyncio.to_thread(command.upgrade, config, "head")
         assert await connection.fetchval("SELECT count(*) FROM ledger_balances") == 0
+    finally:
+        await connection.close()
+
+
+async def test_downgrade_to_0007_restores_the_trigger_that_plans_per_statement(db_url, pg_dsn):
+    config = alembic_config(db_url)
+    query = "SELECT proconfig, prosrc LIKE '%EXECUTE%' FROM pg_proc WHERE proname = 'ledger_legs_apply'"
+    connection = await asyncpg.connect(pg_dsn)
+    try:
+        settings, dynamic = await connection.fetchrow(query)
+        assert "enable_hashjoin=off" in settings and not dynamic
+        await asyncio.to_thread(command.downgrade, config, "0007_snapshots")
+        assert tuple(await connection.fetchrow(query)) == (None, True)
+        await asyncio.to_thread(command.upgrade, config, "head")
+        settings, dynamic = await connection.fetchrow(query)
+        assert "enable_hashjoin=off" in settings and not dynamic
     finally:
         await connection.close()
