@@ -1,4 +1,4 @@
-"""The ledger trigger on `ledger_legs` plans its statements once per session instead of once per INSERT.
+"""The ledger trigger on `ledger_legs` plans a small statement once per session instead of on every INSERT.
 
 `ledger_legs_apply` (migration 0006_commit_path) ran its two statements, the balance UPDATE and the legs-to-entries
 check, as dynamic SQL: parsed, analysed and planned again on every INSERT into `ledger_legs`. That was a guard
@@ -7,18 +7,23 @@ first batch of 10,000 legs then read every balance row for each later one-comman
 
 For the sequencer's batches of a few commands, which is what a live market sends most of the time, that re-planning
 was the largest part of PostgreSQL's work per batch: perf on a run of one-command batches put 30 % of the backend's
-time in the trigger's dynamic SQL, most of it parse and plan. Here the statements are static, so plpgsql plans each
-once per session, and the function runs with hash joins, merge joins and sequential scans disabled, so that the one
-plan it keeps is the one that fits every batch size: a nested loop that looks up each moved balance and each legs'
-entry by its primary key. Its cost grows with the legs of the statement, never with the size of the tables.
+time in the trigger's dynamic SQL, most of it parse and plan. Now:
 
-Measured, a sequencer committing one-command batches (1,000 in a row, after 20,000 commands of warm-up): PostgreSQL
-backend CPU per batch 2.10 to 2.35 ms before, 1.65 to 1.72 ms after. Batches of 1,000 fills (benchmarks.ledger's
-shape) cost within the run-to-run noise of before (backend CPU per fill 127 to 134 us before, 138 to 141 us after).
+- a statement of up to `PLANNED_FROM_LEGS` legs runs the two statements as static SQL, planned once per session.
+  The function runs with hash joins, merge joins and sequential scans disabled, so that the plan it keeps is a
+  nested loop looking up each moved balance and each entry by primary key: its cost grows with the legs of the
+  statement, never with the tables;
+- a larger statement (a bulk load, a saturated sequencer's COPY) runs the same text through EXECUTE with those
+  three allowed again, planned for its own size, as 0006 did: for 8,000 legs a hash join over the balances costs
+  less than 5,000 lookups (measured: 11 % more backend CPU per fill when every statement used the nested loop).
+
+Measured (three A/B pairs each; this machine is noisy): a sequencer committing one-command batches, backend CPU per
+batch 1.65-1.74 ms before, 1.15-1.29 ms after; benchmarks.ledger's batches of 1,000 fills, backend CPU per fill
+125-130 us before, 117-139 us after (unchanged).
 
 The function-level settings apply only while the trigger runs (PostgreSQL restores the caller's on return), and a
-plan that an invalidation throws away (ANALYZE, DDL) is rebuilt under the same settings. The guarantees of 0002 and
-0006 are unchanged: the same statements, the same errors, the same constraint names.
+kept plan that an invalidation throws away (ANALYZE, DDL) is rebuilt under the same settings. The guarantees of 0002
+and 0006 are unchanged: the same statements, the same errors, the same constraint names.
 
 Revision ID: 0008_cached_ledger_plans
 Revises: 0007_snapshots
@@ -37,18 +42,8 @@ down_revision: str | Sequence[str] | None = "0007_snapshots"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LEDGER_LEGS_APPLY = """
-CREATE OR REPLACE FUNCTION ledger_legs_apply() RETURNS trigger LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
-AS $$
-DECLARE
-    bad record;
-    pairs bigint;
-    moved bigint;
-    leg_keys bigint;
-    entries_found bigint;
-BEGIN
-    -- Balances first: the UPDATE's row count doubles as the "accounts hold the asset" check.
+# Both statements of the trigger, each written once and run either way (static or EXECUTE).
+MOVE_BALANCES = """
     WITH moves AS (
         SELECT account_id, asset, sum(delta)::bigint AS delta, max(seq) AS last_seq FROM (
             SELECT credit_account_id AS account_id, asset, amount AS delta, seq FROM new_legs
@@ -63,7 +58,50 @@ BEGIN
          WHERE b.account_id = m.account_id AND b.asset = m.asset
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM moves), (SELECT count(*) FROM updated) INTO pairs, moved;
+    SELECT (SELECT count(*) FROM moves), (SELECT count(*) FROM updated)"""
+# The seq range bounds the entries read whatever the plan (a planner without statistics once read them all).
+FIND_ENTRIES = """
+    SELECT count(*), count(e.seq)
+      FROM (SELECT DISTINCT seq, idx FROM new_legs) k
+      LEFT JOIN ledger_entries e
+             ON e.seq = k.seq AND e.idx = k.idx
+            AND e.seq BETWEEN (SELECT min(seq) FROM new_legs) AND (SELECT max(seq) FROM new_legs)"""
+# Statements with more legs than this are planned for their own size. Planning costs about as much as a few hundred
+# key lookups; the writer's one-statement path (ledger/writer.py, _SMALL_BATCH_LEGS) ends at the same size.
+PLANNED_FROM_LEGS = 1_000
+PLANNER_CHOICE = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+
+
+def _set_locally(value: str) -> str:
+    return "PERFORM " + ", ".join(f"set_config('{name}', '{value}', true)" for name in PLANNER_CHOICE) + ";"
+
+
+LEDGER_LEGS_APPLY = f"""
+CREATE OR REPLACE FUNCTION ledger_legs_apply() RETURNS trigger LANGUAGE plpgsql
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+AS $$
+DECLARE
+    bad record;
+    legs bigint;
+    pairs bigint;
+    moved bigint;
+    leg_keys bigint;
+    entries_found bigint;
+BEGIN
+    SELECT count(*) INTO legs FROM new_legs;
+    IF legs <= {PLANNED_FROM_LEGS} THEN
+        -- The plans kept for the session: key lookups only, right for any small statement.
+        {MOVE_BALANCES} INTO pairs, moved;
+        {FIND_ENTRIES} INTO leg_keys, entries_found;
+    ELSE
+        -- A bulk statement: planned for its size, where a hash join may beat a lookup per row. The settings go
+        -- back before any static statement can be planned under them (and at the function's exit in any case).
+        {_set_locally("on")}
+        EXECUTE $sql${MOVE_BALANCES}$sql$ INTO pairs, moved;
+        EXECUTE $sql${FIND_ENTRIES}$sql$ INTO leg_keys, entries_found;
+        {_set_locally("off")}
+    END IF;
+    -- The UPDATE's row count doubles as the "accounts hold the asset" check.
     IF moved <> pairs THEN
         SELECT p.account_id, p.asset INTO bad
           FROM (SELECT debit_account_id AS account_id, asset FROM new_legs
@@ -75,10 +113,7 @@ BEGIN
             USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_legs_account_asset_fkey',
                   TABLE = 'ledger_legs';
     END IF;
-    -- Every leg belongs to an entry: each distinct entry key of the legs, looked up among the entries.
-    SELECT count(*), count(e.seq) INTO leg_keys, entries_found
-      FROM (SELECT DISTINCT seq, idx FROM new_legs) k
-      LEFT JOIN ledger_entries e ON e.seq = k.seq AND e.idx = k.idx;
+    -- Every leg belongs to an entry: each distinct entry key of the legs found among the entries.
     IF entries_found <> leg_keys THEN
         SELECT n.seq, n.idx, n.leg INTO bad
           FROM new_legs n

@@ -151,12 +151,17 @@ async def test_legs_overdrawing_a_participant_are_rejected_and_move_nothing(conn
     assert await conn.fetchval("SELECT count(*) FROM ledger_legs") == 1
 
 
-async def test_the_balance_trigger_serves_a_small_statement_after_a_large_one_in_the_same_session(conn):
-    # The trigger plans its statements once per session (migration 0008): the plan made for 2,000 legs must still
-    # move and check the balances of one leg.
-    await commit(conn, "INSERT INTO ledger_entries SELECT s, 0, 'hold', now() FROM generate_series(2, 2001) s; "
-                       "INSERT INTO ledger_legs SELECT s, 0, 0, CASE WHEN s % 2 = 0 THEN 1 ELSE 2 END, "
-                       "CASE WHEN s % 2 = 0 THEN 2 ELSE 1 END, 'EUR', 1 FROM generate_series(2, 2001) s")
+def alternating_legs(first: int, last: int) -> str:
+    """Entries first..last, each with one leg of 1 EUR, alternately from alice's available to held and back."""
+    return (f"INSERT INTO ledger_entries SELECT s, 0, 'hold', now() FROM generate_series({first}, {last}) s; "
+            "INSERT INTO ledger_legs SELECT s, 0, 0, CASE WHEN s % 2 = 0 THEN 1 ELSE 2 END, "
+            f"CASE WHEN s % 2 = 0 THEN 2 ELSE 1 END, 'EUR', 1 FROM generate_series({first}, {last}) s")
+
+
+async def test_the_balance_trigger_moves_and_checks_small_and_bulk_statements_alike(conn):
+    # Up to 1,000 legs the trigger runs plans kept for the session, above it plans for the statement (migration
+    # 0008): both must move the balances and refuse bad legs, in either order within one session.
+    await commit(conn, alternating_legs(2, 2001))
     assert await balances(conn) == {1: (100, 2001), 2: (0, 2001), 3: (-100, 1), 4: (0, None)}
     await commit(conn, "INSERT INTO ledger_entries VALUES (2002, 0, 'hold', now()); "
                        "INSERT INTO ledger_legs VALUES (2002, 0, 0, 1, 2, 'EUR', 10)")
@@ -166,7 +171,13 @@ async def test_the_balance_trigger_serves_a_small_statement_after_a_large_one_in
                            "INSERT INTO ledger_legs VALUES (2003, 0, 0, 1, 4, 'EUR', 10)")
     with pytest.raises(asyncpg.ForeignKeyViolationError, match="belongs to no entry"):
         await commit(conn, "INSERT INTO ledger_legs VALUES (2004, 0, 0, 1, 2, 'EUR', 10)")
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="does not hold it"):
+        await commit(conn, alternating_legs(3000, 4999) + " UNION ALL VALUES (4999, 0, 1, 1, 4, 'EUR', 1)")
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="belongs to no entry"):
+        await commit(conn, alternating_legs(5000, 6999) + " UNION ALL VALUES (7000, 0, 0, 1, 2, 'EUR', 1)")
     assert await balances(conn) == {1: (90, 2002), 2: (10, 2002), 3: (-100, 1), 4: (0, None)}
+    await commit(conn, alternating_legs(8000, 8001))
+    assert await balances(conn) == {1: (90, 8001), 2: (10, 8001), 3: (-100, 1), 4: (0, None)}
 
 
 async def test_a_venue_balance_may_be_negative(conn):
@@ -233,17 +244,17 @@ async def test_downgrade_removes_the_ledger_and_upgrade_restores_it(db_url, pg_d
         await connection.close()
 
 
-async def test_downgrade_to_0007_restores_the_trigger_that_plans_per_statement(db_url, pg_dsn):
+async def test_downgrade_to_0007_restores_the_trigger_that_plans_every_statement(db_url, pg_dsn):
     config = alembic_config(db_url)
-    query = "SELECT proconfig, prosrc LIKE '%EXECUTE%' FROM pg_proc WHERE proname = 'ledger_legs_apply'"
+    query = "SELECT proconfig, prosrc LIKE '%IF legs <=%' FROM pg_proc WHERE proname = 'ledger_legs_apply'"
     connection = await asyncpg.connect(pg_dsn)
     try:
-        settings, dynamic = await connection.fetchrow(query)
-        assert "enable_hashjoin=off" in settings and not dynamic
+        settings, sized = await connection.fetchrow(query)
+        assert "enable_hashjoin=off" in settings and sized
         await asyncio.to_thread(command.downgrade, config, "0007_snapshots")
-        assert tuple(await connection.fetchrow(query)) == (None, True)
+        assert tuple(await connection.fetchrow(query)) == (None, False)
         await asyncio.to_thread(command.upgrade, config, "head")
-        settings, dynamic = await connection.fetchrow(query)
-        assert "enable_hashjoin=off" in settings and not dynamic
+        settings, sized = await connection.fetchrow(query)
+        assert "enable_hashjoin=off" in settings and sized
     finally:
         await connection.close()
