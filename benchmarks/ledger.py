@@ -133,8 +133,8 @@ def batches(rng: random.Random, count: int, per_batch: int, first_seq: int) -> I
 
 def raw_rows(writer: LedgerWriter, entries: list[Entry]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """The entry and leg rows LedgerWriter sent for these entries (ids from its cache), built before the clock starts."""
-    (entry_rows, leg_rows, _), missing = writer._rows(entries)  # noqa: SLF001 - the writer's own rows, on purpose
-    assert not missing, "the writer resolved every account of the batch it just wrote"
+    (entry_rows, leg_rows, _), unresolved = writer._rows(entries)  # noqa: SLF001 - the writer's own rows, on purpose
+    assert not unresolved, "the writer resolved every account of the batch it just wrote"
     return entry_rows, leg_rows
 
 
@@ -153,9 +153,9 @@ INSERT INTO ledger_legs SELECT l.* FROM incoming_legs l JOIN new_entries USING (
 
 async def write_on_conflict(conn: asyncpg.Connection, writer: LedgerWriter, entries: list[Entry]) -> None:
     """Idempotency the other way: stage everything, let ON CONFLICT drop what is stored."""
-    _, missing = writer._rows(entries)  # noqa: SLF001
-    if missing:
-        await writer._resolve(conn, missing)  # noqa: SLF001
+    _, unresolved = writer._rows(entries)  # noqa: SLF001
+    if unresolved:
+        await writer._resolve(conn, {key for leg in unresolved for key in leg[1:3]})  # noqa: SLF001
     ids = writer._ids  # noqa: SLF001
     entry_rows, legs = [], []
     ts_us, ts = None, _EPOCH

@@ -74,6 +74,9 @@ AccountKey = tuple[str, str, str]
 
 
 _Rows = tuple[list[tuple[object, ...]], list[tuple[object, ...]], set[int]]
+# A leg whose accounts were not all known when its row was built: (position of its row, debit key, credit key,
+# (seq, idx, leg number, asset, amount)).
+_Unresolved = tuple[int, AccountKey, AccountKey, tuple[int, int, int, str, int]]
 
 
 class LedgerRejected(Exception):
@@ -188,13 +191,11 @@ class LedgerWriter:
         if not fresh:
             return PreparedEntries([], [], set(), len(entries), 0, None)
         created = 0
-        rows, missing = self._rows(fresh)
-        if missing:  # some accounts are new (or forgotten by reset): learn them all in one statement
-            created = await self._resolve(conn, missing)
-            rows, missing = self._rows(fresh)
-            if missing:
-                raise LedgerWriteError(f"accounts {sorted(missing)} still unknown after resolving them")
+        rows, unresolved = self._rows(fresh)
         entry_rows, leg_rows, touched = rows
+        if unresolved:  # some accounts are new (or forgotten by reset): learn them all in one statement
+            created = await self._resolve(conn, {key for leg in unresolved for key in leg[1:3] if key not in self._ids})
+            self._complete(leg_rows, touched, unresolved)
         last = fresh[-1]
         return PreparedEntries(entry_rows, leg_rows, touched, len(entries) - len(fresh), created, (last.seq, last.index))
 
@@ -256,9 +257,9 @@ class LedgerWriter:
             self._ids[(row["owner"], bucket, row["asset"])] = row["id"]
             self._accounts[row["id"]] = (AccountRef(row["owner"], bucket), row["asset"])
 
-    def _rows(self, entries: Sequence[Entry]) -> tuple[_Rows, set[AccountKey]]:
-        """The COPY rows of `entries` and the ids of the accounts they touch, and the accounts whose ids are not
-        known yet (the rows are unusable unless that set is empty)."""
+    def _rows(self, entries: Sequence[Entry]) -> tuple[_Rows, list[_Unresolved]]:
+        """The COPY rows of `entries` and the ids of the accounts they touch, and the legs naming accounts whose ids
+        are not known yet: their rows are placeholders until `_complete` fills them in."""
         # Tens of thousands of acyclic tuples of ints and strings: a cyclic collection triggered while
         # building them would only walk them in vain (measured: it doubled the time spent here).
         collecting = gc.isenabled()
@@ -269,9 +270,9 @@ class LedgerWriter:
             if collecting:
                 gc.enable()
 
-    def _build_rows(self, entries: Sequence[Entry]) -> tuple[_Rows, set[AccountKey]]:
+    def _build_rows(self, entries: Sequence[Entry]) -> tuple[_Rows, list[_Unresolved]]:
         ids = self._ids
-        missing: set[AccountKey] = set()
+        unresolved: list[_Unresolved] = []
         entry_rows: list[tuple[object, ...]] = []
         leg_rows: list[tuple[object, ...]] = []
         touched: set[int] = set()
@@ -284,21 +285,34 @@ class LedgerWriter:
                 ts_us = entry.ts_us
                 ts = _EPOCH + timedelta(microseconds=ts_us)
             entry_rows.append((seq, idx, entry.kind, ts, entry.order_id, entry.trade_id))
-            number = 0
-            for leg in entry.legs:
+            for number, leg in enumerate(entry.legs):
                 asset = leg.asset
                 debit_key = (leg.debit.owner, leg.debit.bucket, asset)
                 credit_key = (leg.credit.owner, leg.credit.bucket, asset)
                 debit = ids.get(debit_key)
                 credit = ids.get(credit_key)
                 if debit is None or credit is None:
-                    missing.update(key for key, known in ((debit_key, debit), (credit_key, credit)) if known is None)
+                    # A new account: keep the row's place, fill it in once the batch's new accounts are resolved
+                    # (building every row again after resolving measured 16 us per fill).
+                    unresolved.append((len(leg_rows), debit_key, credit_key, (seq, idx, number, asset, leg.amount)))
+                    leg_rows.append(())
                     continue
-                leg_rows.append((seq, idx, number, debit, credit, leg.asset, leg.amount))
-                number += 1
+                leg_rows.append((seq, idx, number, debit, credit, asset, leg.amount))
                 touched.add(debit)
                 touched.add(credit)
-        return (entry_rows, leg_rows, touched), missing
+        return (entry_rows, leg_rows, touched), unresolved
+
+    def _complete(self, leg_rows: list[tuple[object, ...]], touched: set[int], unresolved: list[_Unresolved]) -> None:
+        """Fill in the placeholder rows of `unresolved` legs, now that their accounts are known."""
+        ids = self._ids
+        for position, debit_key, credit_key, (seq, idx, number, asset, amount) in unresolved:
+            debit = ids.get(debit_key)
+            credit = ids.get(credit_key)
+            if debit is None or credit is None:
+                raise LedgerWriteError(f"accounts {debit_key} / {credit_key} still unknown after resolving them")
+            leg_rows[position] = (seq, idx, number, debit, credit, asset, amount)
+            touched.add(debit)
+            touched.add(credit)
 
     def _rejection(self, exc: asyncpg.CheckViolationError) -> LedgerRejected | None:
         if exc.constraint_name != _NEGATIVE_BALANCE:

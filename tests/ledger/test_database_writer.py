@@ -130,6 +130,37 @@ async def test_accounts_are_created_once_and_then_known(conn):
     assert (await counts(conn))[0] == 9
 
 
+async def test_legs_naming_new_accounts_keep_their_place_among_legs_of_known_ones(conn):
+    writer = LedgerWriter()
+    await write(conn, writer, funding())
+    batch = [
+        entry(3, EntryKind.DEPOSIT, Leg(EXTERNAL, available("alice"), "EUR", 5)),
+        entry(4, EntryKind.HOLD, Leg(available("alice"), held("alice"), "EUR", 100), order_id=1),
+        entry(
+            5,
+            EntryKind.DEPOSIT,
+            Leg(EXTERNAL, available("alice"), "EUR", 7),
+            Leg(ISSUANCE, available("carol"), "ACME", 2),
+            Leg(EXTERNAL, available("bob"), "EUR", 1),
+        ),
+    ]
+    result = await write(conn, writer, batch)
+    assert (result.legs, result.accounts_created) == (5, 3)  # alice held EUR, carol ACME, bob EUR are new
+    stored = await conn.fetch(
+        "SELECT l.seq, l.leg, d.owner || ' ' || d.bucket AS debit, c.owner || ' ' || c.bucket AS credit, l.amount "
+        "FROM ledger_legs l JOIN ledger_accounts d ON d.id = l.debit_account_id "
+        "JOIN ledger_accounts c ON c.id = l.credit_account_id WHERE l.seq >= 3 ORDER BY l.seq, l.idx, l.leg"
+    )
+    assert [tuple(row) for row in stored] == [
+        (3, 0, "@venue external", "alice available", 5),
+        (4, 0, "alice available", "alice held", 100),
+        (5, 0, "@venue external", "alice available", 7),
+        (5, 1, "@venue issuance", "carol available", 2),
+        (5, 2, "@venue external", "bob available", 1),
+    ]
+    assert await reconcile_balances(conn) == []
+
+
 async def test_writing_the_same_batch_twice_changes_nothing(conn):
     writer = LedgerWriter()
     await write(conn, writer, funding() + trade())
