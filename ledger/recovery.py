@@ -78,14 +78,13 @@ async def journal_rows(
     rows = await conn.fetch(query, after_seq, limit_seq, FETCH_ROWS)
     while rows:
         last = rows[-1][0]
-        following = None
-        if prefetch:
-            following = asyncio.ensure_future(conn.fetch(query, last, limit_seq, FETCH_ROWS))
-            # Let the task send its query now. The caller works through the page below without awaiting anything,
-            # so until this yield the task would not run at all and the "prefetch" would start only when the page
-            # is done (measured: the wait per 300,000 records fell from 0.42 to 0.25 s).
-            await asyncio.sleep(0)
+        following = asyncio.ensure_future(conn.fetch(query, last, limit_seq, FETCH_ROWS)) if prefetch else None
         try:
+            if following is not None:
+                # Let the task send its query now. The caller works through the page below without awaiting
+                # anything, so until this yield the task would not run at all and the "prefetch" would start only
+                # when the page is done (measured: the wait per 300,000 records fell from 0.42 to 0.25 s).
+                await asyncio.sleep(0)
             for row in rows:
                 yield _new(StoredRecord, (row[0], row[1], row[2], row[3].encode("ascii"), bytes(row[4]), bytes(row[5])))
         except BaseException:

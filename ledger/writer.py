@@ -194,7 +194,8 @@ class LedgerWriter:
         rows, unresolved = self._rows(fresh)
         entry_rows, leg_rows, touched = rows
         if unresolved:  # some accounts are new (or forgotten by reset): learn them all in one statement
-            created = await self._resolve(conn, {key for leg in unresolved for key in leg[1:3] if key not in self._ids})
+            new_accounts = {key for leg in unresolved for key in leg[1:3] if key not in self._ids}
+            created = await self._resolve(conn, new_accounts)
             self._complete(leg_rows, touched, unresolved)
         last = fresh[-1]
         return PreparedEntries(entry_rows, leg_rows, touched, len(entries) - len(fresh), created, (last.seq, last.index))
