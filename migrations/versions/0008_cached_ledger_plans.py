@@ -9,7 +9,7 @@ For the sequencer's batches of a few commands, which is what a live market sends
 was the largest part of PostgreSQL's work per batch: perf on a run of one-command batches put 30 % of the backend's
 time in the trigger's dynamic SQL, most of it parse and plan. Now:
 
-- a statement of up to `PLANNED_FROM_LEGS` legs runs the two statements as static SQL, planned once per session.
+- a statement of up to `KEPT_PLAN_MAX_LEGS` legs runs the two statements as static SQL, planned once per session.
   The function runs with hash joins, merge joins and sequential scans disabled, so that the plan it keeps is a
   nested loop looking up each moved balance and each entry by primary key: its cost grows with the legs of the
   statement, never with the tables;
@@ -66,9 +66,10 @@ FIND_ENTRIES = """
       LEFT JOIN ledger_entries e
              ON e.seq = k.seq AND e.idx = k.idx
             AND e.seq BETWEEN (SELECT min(seq) FROM new_legs) AND (SELECT max(seq) FROM new_legs)"""
-# Statements with more legs than this are planned for their own size. Planning costs about as much as a few hundred
-# key lookups; the writer's one-statement path (ledger/writer.py, _SMALL_BATCH_LEGS) ends at the same size.
-PLANNED_FROM_LEGS = 1_000
+# Statements of up to this many legs run on the plans kept for the session; larger ones are planned for their own
+# size. Planning costs about as much as a few hundred key lookups; the writer's one-statement path (ledger/writer.py,
+# _SMALL_BATCH_LEGS) ends at the same size.
+KEPT_PLAN_MAX_LEGS = 1_000
 PLANNER_CHOICE = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
 
 
@@ -89,7 +90,7 @@ DECLARE
     entries_found bigint;
 BEGIN
     SELECT count(*) INTO legs FROM new_legs;
-    IF legs <= {PLANNED_FROM_LEGS} THEN
+    IF legs <= {KEPT_PLAN_MAX_LEGS} THEN
         -- The plans kept for the session: key lookups only, right for any small statement.
         {MOVE_BALANCES} INTO pairs, moved;
         {FIND_ENTRIES} INTO leg_keys, entries_found;
