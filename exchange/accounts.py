@@ -18,6 +18,18 @@ class Balance:
         self.available = 0
         self.held = 0
 
+    def hold(self, amount: int) -> None:
+        """Move `amount` from available to held (for an order); never more than is available."""
+        assert 0 <= amount <= self.available, (amount, self)
+        self.available -= amount
+        self.held += amount
+
+    def release(self, amount: int) -> None:
+        """Move `amount` back from held to available; never more than is held."""
+        assert 0 <= amount <= self.held, (amount, self)
+        self.held -= amount
+        self.available += amount
+
     def __repr__(self) -> str:
         return f"Balance(available={self.available}, held={self.held})"
 
@@ -53,16 +65,10 @@ class Balances:
         return (0, 0) if balance is None else (balance.available, balance.held)
 
     def hold(self, account: str, asset: str, amount: int) -> None:
-        balance = self.of(account, asset)
-        assert 0 <= amount <= balance.available, (account, asset, amount, balance)
-        balance.available -= amount
-        balance.held += amount
+        self.of(account, asset).hold(amount)
 
     def release(self, account: str, asset: str, amount: int) -> None:
-        balance = self.of(account, asset)
-        assert 0 <= amount <= balance.held, (account, asset, amount, balance)
-        balance.held -= amount
-        balance.available += amount
+        self.of(account, asset).release(amount)
 
     def of_account(self, account: str) -> dict[str, tuple[int, int]]:
         return {asset: (b.available, b.held) for asset, b in sorted(self._by_account.get(account, {}).items())}

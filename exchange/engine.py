@@ -474,8 +474,7 @@ class Engine:
         )
         if cmd.client_order_id is not None:
             self.client_order_ids[(cmd.account, cmd.client_order_id)] = order_id
-        hold_balance.available -= hold_amount
-        hold_balance.held += hold_amount
+        hold_balance.hold(hold_amount)
         self._events.append(
             _build(OrderAccepted, (
                 self._seq,
@@ -706,10 +705,7 @@ class Engine:
 
     def _release_for(self, order: Order, quantity: int) -> tuple[str, int]:
         asset, amount = self._hold_for(order, quantity)
-        balance = order.hold_balance
-        assert 0 <= amount <= balance.held, (order, amount)
-        balance.held -= amount
-        balance.available += amount
+        order.hold_balance.release(amount)
         return asset, amount
 
     def _cancel_order(self, order: Order, reason: CancelReason) -> None:
@@ -872,7 +868,7 @@ class Engine:
             delta = remaining - order.remaining
         if order.account in self.investors.profiles:
             investors.check_amend(self, order, instrument, price, quantity)  # raising a buy is new retail exposure
-        if delta > 0 and self.balances.peek(order.account, hold_asset)[0] < delta:
+        if delta > 0 and order.hold_balance.available < delta:
             raise Rejected(
                 RejectReason.INSUFFICIENT_FUNDS if is_buy else RejectReason.INSUFFICIENT_HOLDINGS,
                 order.order_id,
@@ -880,9 +876,9 @@ class Engine:
         # Only a smaller quantity at the same price keeps the order's place in the queue.
         keeps_priority = price == order.price and remaining <= order.remaining
         if delta > 0:
-            self.balances.hold(order.account, hold_asset, delta)
+            order.hold_balance.hold(delta)
         elif delta < 0:
-            self.balances.release(order.account, hold_asset, -delta)
+            order.hold_balance.release(-delta)
         side = book.side(order.side)
         self._touched[(side, order.price)] = None
         if keeps_priority:
