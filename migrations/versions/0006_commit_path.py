@@ -35,11 +35,11 @@ Revises: 0005_issuers
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
+
+from migrations.history import as_replacement, statements_of
 
 revision: str = "0006_commit_path"
 down_revision: str | Sequence[str] | None = "0005_issuers"
@@ -145,22 +145,6 @@ UPGRADE: tuple[str, ...] = (
 )
 
 
-def _statements_of_0002(*names: str) -> list[str]:
-    """The statements of 0002_ledger that create `names` (its functions and triggers), to restore them on downgrade."""
-    path = Path(__file__).with_name("0002_ledger.py")
-    spec = importlib.util.spec_from_file_location("_ledger_0002", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    found = [
-        s
-        for s in module.UPGRADE
-        if any(s.strip().startswith((f"CREATE FUNCTION {n}()", f"CREATE TRIGGER {n} ")) for n in names)
-    ]
-    assert len(found) == len(names), f"0002_ledger no longer creates all of {names}"
-    return found
-
-
 def upgrade() -> None:
     # exec_driver_sql: the bodies hold `%` and `:` that must reach the server untouched.
     connection = op.get_bind()
@@ -172,7 +156,11 @@ def downgrade() -> None:
     connection = op.get_bind()
     connection.exec_driver_sql("DROP TRIGGER ledger_legs_apply ON ledger_legs")
     connection.exec_driver_sql("DROP FUNCTION ledger_legs_apply()")
-    restored = _statements_of_0002("ledger_legs_check_references", "ledger_legs_references")
-    check_legs = _statements_of_0002("ledger_entry_batch_check_legs")[0]
-    for statement in [*restored, check_legs.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)]:
+    check_references, references_trigger, check_legs = statements_of(
+        "0002_ledger.py",
+        "CREATE FUNCTION ledger_legs_check_references()",
+        "CREATE TRIGGER ledger_legs_references ",
+        "CREATE FUNCTION ledger_entry_batch_check_legs()",
+    )
+    for statement in (check_references, references_trigger, as_replacement(check_legs)):
         connection.exec_driver_sql(statement)

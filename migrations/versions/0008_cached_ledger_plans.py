@@ -31,11 +31,11 @@ Revises: 0007_snapshots
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
+
+from migrations.history import as_replacement, statements_of
 
 revision: str = "0008_cached_ledger_plans"
 down_revision: str | Sequence[str] | None = "0007_snapshots"
@@ -130,18 +130,6 @@ $$
 """
 
 
-def _definition_of_0006() -> str:
-    """0006_commit_path's `ledger_legs_apply`, to restore it on downgrade."""
-    path = Path(__file__).with_name("0006_commit_path.py")
-    spec = importlib.util.spec_from_file_location("_ledger_0006", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    found = [s for s in module.UPGRADE if s.strip().startswith("CREATE FUNCTION ledger_legs_apply()")]
-    assert len(found) == 1, "0006_commit_path no longer creates ledger_legs_apply"
-    return found[0].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-
-
 def upgrade() -> None:
     # exec_driver_sql: the body holds `%` that must reach the server untouched.
     op.get_bind().exec_driver_sql(LEDGER_LEGS_APPLY)
@@ -149,4 +137,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # CREATE OR REPLACE replaces the SET clauses too: 0006's definition has none.
-    op.get_bind().exec_driver_sql(_definition_of_0006())
+    op.get_bind().exec_driver_sql(
+        as_replacement(statements_of("0006_commit_path.py", "CREATE FUNCTION ledger_legs_apply()")[0])
+    )
