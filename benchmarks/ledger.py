@@ -153,9 +153,7 @@ INSERT INTO ledger_legs SELECT l.* FROM incoming_legs l JOIN new_entries USING (
 
 async def write_on_conflict(conn: asyncpg.Connection, writer: LedgerWriter, entries: list[Entry]) -> None:
     """Idempotency the other way: stage everything, let ON CONFLICT drop what is stored."""
-    _, unresolved = writer._rows(entries)  # noqa: SLF001
-    if unresolved:
-        await writer._resolve(conn, {key for leg in unresolved for key in leg[1:3]})  # noqa: SLF001
+    await writer.prepare(conn, entries)  # creates the accounts the batch needs and learns their ids
     ids = writer._ids  # noqa: SLF001
     entry_rows, legs = [], []
     ts_us, ts = None, _EPOCH
